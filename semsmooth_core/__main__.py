@@ -1,0 +1,5 @@
+import sys
+
+from semsmooth_core.cli import main
+
+sys.exit(main())

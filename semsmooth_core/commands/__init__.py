@@ -1,0 +1,1 @@
+"""CLI commands, one module each (see semsmooth_core/cli.py for the contract)."""

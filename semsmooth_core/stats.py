@@ -1,0 +1,144 @@
+"""Statistics of randomized smoothing: confidence bounds, tests, radii, sample sizes.
+
+Every formula here is the single implementation used by the library, the CLI and the app.
+References are to Fischer, Baader, Vechev, "Certified Defense to Image Transformations via
+Randomized Smoothing" (``shared/papers/fischer-semantic-smoothing.txt``) unless noted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+from semsmooth_core.validation import SemsmoothError, check_alpha, check_sigma
+
+ABSTAIN = -1
+
+
+# --------------------------------------------------------------------------- bounds
+def _check_kn(k, n):
+    k_arr = np.asarray(k)
+    n_arr = np.asarray(n)
+    if np.any(n_arr < 1) or np.any(k_arr < 0) or np.any(k_arr > n_arr):
+        raise SemsmoothError(f"need 0 <= k <= n and n >= 1, got k={k}, n={n}")
+    return k_arr, n_arr
+
+
+def cp_lower(k, n, alpha):
+    """One-sided Clopper-Pearson lower bound on a binomial proportion, confidence ``1 - alpha``.
+
+    ``P(p < cp_lower(K, n, alpha)) <= alpha`` for ``K ~ Bin(n, p)``. This is the LOWERCONFBOUND
+    of Cohen et al. (Fischer Alg. 1, ``LBOUND``): the ``alpha`` quantile of Beta(k, n - k + 1),
+    and 0 when k = 0. Equals statsmodels' ``proportion_confint(k, n, alpha=2*alpha,
+    method="beta")[0]``. Vectorised over ``k`` and ``n``.
+    """
+    check_alpha(alpha)
+    k_arr, n_arr = _check_kn(k, n)
+    with np.errstate(all="ignore"):
+        lo = _st.beta.ppf(alpha, np.maximum(k_arr, 1e-300), n_arr - k_arr + 1)
+    lo = np.where(k_arr == 0, 0.0, lo)
+    return float(lo) if np.ndim(lo) == 0 else lo
+
+
+def cp_upper(k, n, alpha):
+    """One-sided Clopper-Pearson upper bound, confidence ``1 - alpha``: the ``1 - alpha`` quantile
+    of Beta(k + 1, n - k), and 1 when k = n. Used for p̄_B in Fischer Thm 3.1 / Thm 4.2."""
+    check_alpha(alpha)
+    k_arr, n_arr = _check_kn(k, n)
+    with np.errstate(all="ignore"):
+        hi = _st.beta.ppf(1 - alpha, k_arr + 1, np.maximum(n_arr - k_arr, 1e-300))
+    hi = np.where(k_arr == n_arr, 1.0, hi)
+    return float(hi) if np.ndim(hi) == 0 else hi
+
+
+def binom_test_pvalue(n_a: int, n_b: int, p: float = 0.5) -> float:
+    """Two-sided exact binomial test of ``n_a`` successes in ``n_a + n_b`` trials against ``p``.
+
+    Cohen et al.'s PREDICT abstains when this p-value exceeds alpha (``scipy.stats.binom_test``
+    was removed in SciPy 1.12; ``binomtest`` is its successor).
+    """
+    n = int(n_a) + int(n_b)
+    if n == 0:
+        return 1.0
+    return float(_st.binomtest(int(n_a), n, p, alternative="two-sided").pvalue)
+
+
+# --------------------------------------------------------------------------- radii
+def radius(sigma: float, p_a_lower: float, p_b_upper: float | None = None, rho: float = 0.0) -> float:
+    """Certified radius of a smoothed classifier, in the units of ``sigma``.
+
+    - Fischer Thm 3.1 (l2 noise) and Thm 4.2 (composable transformation ψ_β, β ~ N(0, σ²)):
+      ``R = σ/2 (Φ⁻¹(p̲_A) − Φ⁻¹(p̄_B))``.
+    - With ``p_b_upper=None`` the shortcut p̄_B = 1 − p̲_A gives ``R = σ Φ⁻¹(p̲_A)`` (Cohen et al.,
+      the remark after Fischer Lemma 4.3).
+    - Fischer Lemma 4.3 (an erroneous base classifier that differs from f with probability ρ):
+      p̲_A − ρ and p̄_B + ρ replace p̲_A and p̄_B.
+
+    Returns 0.0 whenever the corrected p̲_A does not exceed the corrected p̄_B (in particular when
+    p̲_A − ρ <= 1/2 with the shortcut): then nothing is certified and the caller abstains.
+    """
+    sigma = check_sigma(sigma)
+    pa = float(p_a_lower) - float(rho)
+    pb = (1.0 - pa) if p_b_upper is None else float(p_b_upper) + float(rho)
+    if not (0.0 < pa <= 1.0) or pa <= 0.5 or pa <= pb:
+        return 0.0
+    if pa >= 1.0:
+        return math.inf
+    pb = max(pb, 0.0)
+    if pb <= 0.0:
+        return math.inf
+    return float(sigma / 2.0 * (_st.norm.ppf(pa) - _st.norm.ppf(pb)))
+
+
+def mahalanobis_norm(gamma: Sequence[float], cov: np.ndarray) -> float:
+    """``sqrt(γᵀ Σ⁻¹ γ)``: the norm in which the anisotropic certificate of Fischer App. B
+    (Theorem, β ~ N(0, Σ)) is stated. With Σ = diag(σ²) a parameter vector γ is certified when
+    ``mahalanobis_norm(γ, Σ) < R_1`` where R_1 is :func:`radius` with σ = 1."""
+    g = np.asarray(gamma, dtype=float).reshape(-1)
+    cov = np.atleast_2d(np.asarray(cov, dtype=float))
+    return float(np.sqrt(g @ np.linalg.solve(cov, g)))
+
+
+def prob_lower_needed(radius_: float, sigma: float, rho: float = 0.0) -> float:
+    """The smallest p̲_A for which :func:`radius` (shortcut form) reaches ``radius_``:
+    ``Φ(R/σ) + ρ`` — the inverse of ``R = σ Φ⁻¹(p̲_A − ρ)``. The inner test of double smoothing
+    (Fischer §6.2) asks exactly whether ``p̲_A >= Φ(E/σ_ε)``."""
+    sigma = check_sigma(sigma)
+    return float(_st.norm.cdf(float(radius_) / sigma) + float(rho))
+
+
+def max_radius(sigma: float, n: int, alpha: float, rho: float = 0.0) -> float:
+    """The largest radius any input can receive with ``n`` estimation samples at level ``alpha``:
+    all n samples correct gives p̲_A = alpha^(1/n) (Clopper-Pearson with k = n), so
+    ``R_max = σ Φ⁻¹(alpha^(1/n) − ρ)`` (0 when that does not exceed 1/2)."""
+    return radius(sigma, cp_lower(int(n), int(n), alpha), rho=rho)
+
+
+def min_samples_for_radius(radius_: float, sigma: float, alpha: float, rho: float = 0.0,
+                           n_max: int = 10**9) -> int:
+    """Fischer App. C.2: the smallest n for which n correct samples out of n certify ``radius_``.
+
+    With k = n the one-sided Clopper-Pearson bound is ``alpha^(1/n)``; we need
+    ``alpha^(1/n) − ρ > Φ(R/σ)``, i.e. ``n > ln(alpha) / ln(Φ(R/σ) + ρ)``. Raises when no n can
+    reach the radius (Φ(R/σ) + ρ >= 1).
+    """
+    check_alpha(alpha)
+    target = prob_lower_needed(radius_, sigma, rho)
+    if target >= 1.0:
+        raise SemsmoothError(
+            f"radius {radius_:g} cannot be certified at sigma {sigma:g} with rho {rho:g}: "
+            "Phi(R/sigma) + rho >= 1")
+    if target <= 0.5:
+        target = 0.5  # a radius of 0 needs p_A > 1/2
+    n = max(1, math.floor(math.log(alpha) / math.log(target)))
+    # step to the exact boundary with the bound itself (guards against rounding in the log)
+    while n > 1 and cp_lower(n - 1, n - 1, alpha) - rho > target:
+        n -= 1
+    while cp_lower(n, n, alpha) - rho <= target:
+        n += 1
+        if n > n_max:
+            raise SemsmoothError(f"more than {n_max} samples needed for radius {radius_:g}")
+    return n
