@@ -1,0 +1,49 @@
+"""semsmooth: certificates of robustness against semantic perturbations, in the browser.
+
+Run with ``streamlit run app.py``. Every ``pages/*.py`` whose name does not start with "_" is a
+page, in file-name order; its title comes from the file name (``3_Transform_explorer.py`` ->
+"Transform explorer"). ``pages/0_Home.py`` is the default page. The sidebar (pages/_shared.py)
+is drawn here, so it shows on every page.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import streamlit as st
+
+from pages._shared import sidebar
+
+ROOT = Path(__file__).resolve().parent
+PAGES_DIR = ROOT / "pages"
+
+
+def page_title(path: Path) -> str:
+    """``3_Transform_explorer.py`` -> "Transform explorer"."""
+    stem = re.sub(r"^\d+[_\- ]*", "", path.stem) or path.stem
+    return stem.replace("_", " ").strip()
+
+
+def page_files() -> list[Path]:
+    """Page files in display order (file name order), without helpers (``_*.py``)."""
+    return sorted((p for p in PAGES_DIR.glob("*.py") if not p.name.startswith("_")),
+                  key=lambda p: p.name)
+
+
+def build_pages() -> list:
+    files = page_files()
+    home = next((p for p in files if page_title(p).lower() == "home"), files[0] if files else None)
+    pages = []
+    for p in files:
+        title = page_title(p)
+        url = "" if p == home else re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+        kwargs = {"default": True} if p == home else {"url_path": url}
+        pages.append(st.Page(str(p.relative_to(ROOT)), title=title, **kwargs))
+    return pages
+
+
+st.set_page_config(page_title="semsmooth", page_icon="🎲", layout="wide")
+nav = st.navigation(build_pages())
+sidebar()
+nav.run()

@@ -1,0 +1,109 @@
+"""Home: what semsmooth does, one picture made from real data and the shipped model, where to go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import ast
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from pages._shared import cached_dataset, current_model, generator, show_error, tensor_to_image
+from semsmooth_core.smoothing import count_votes, gaussian_batch_maker, model_device
+from semsmooth_core.validation import SemsmoothError
+
+SIGMA = 0.25  # noise level of the picture (pixel scale [0,1])
+N_SHOW = 5    # noisy copies drawn
+N_VOTES = 200  # votes counted for the picture
+
+st.title("semsmooth")
+st.markdown(
+    "**Certified robustness against semantic perturbations by randomized smoothing.**  \n"
+    "A classifier is *smoothed*: instead of trusting one prediction, we classify many randomly "
+    "perturbed copies of an input (Gaussian pixel noise, random rotations, shifts, zooms, blur, "
+    "brightness, volume) and take the majority vote. A statistical test on the vote counts "
+    "then *proves*, with failure probability at most α, that no perturbation up to a radius "
+    "(in l2 pixel units, degrees, pixels, dB, …) can change that vote. "
+    "Everything runs on your machine, on the embedded MNIST digits and shipped models, or on "
+    "your own model and data (sidebar).")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _picture_data(model_key: str, seed: int):
+    xs, ys = cached_dataset("mnist", "heldout")
+    x, y = xs[0], int(ys[0])
+    g = generator()
+    noisy = gaussian_batch_maker(x, SIGMA, "cpu", g)(N_SHOW)
+    counts = None
+    loaded = current_model(quiet=True)
+    if loaded is not None:
+        model = loaded[0]
+        make = gaussian_batch_maker(x, SIGMA, model_device(model), g)
+        counts = count_votes(model, make, N_VOTES, batch_size=N_VOTES).tolist()
+    return x, y, noisy, counts
+
+
+def _figure(x, y, noisy, counts) -> go.Figure:
+    cols = 1 + N_SHOW + (1 if counts is not None else 0)
+    specs = [[{"type": "image"}] * (1 + N_SHOW) + ([{"type": "xy"}] if counts is not None else [])]
+    widths = [1] * (1 + N_SHOW) + ([2.2] if counts is not None else [])
+    titles = [f"input (label {y})"] + [f"+ noise #{i + 1}" for i in range(N_SHOW)]
+    if counts is not None:
+        titles.append(f"votes of {N_VOTES} noisy copies")
+    fig = make_subplots(rows=1, cols=cols, specs=specs, column_widths=widths,
+                        subplot_titles=titles, horizontal_spacing=0.015)
+    for i, img in enumerate([x] + list(noisy)):
+        a = tensor_to_image(img, 28)
+        fig.add_trace(go.Image(z=np.stack([a] * 3, axis=-1)), row=1, col=i + 1)
+        fig.update_xaxes(visible=False, row=1, col=i + 1)
+        fig.update_yaxes(visible=False, row=1, col=i + 1)
+    if counts is not None:
+        top = max(range(len(counts)), key=counts.__getitem__)
+        fig.add_trace(go.Bar(x=list(range(len(counts))), y=counts,
+                             marker_color=["#d62728" if c == top else "#9aa5b1" for c in range(len(counts))],
+                             hovertemplate="class %{x}: %{y} votes<extra></extra>"), row=1, col=cols)
+        fig.update_xaxes(title_text="class", dtick=1, row=1, col=cols)
+        fig.update_yaxes(title_text="votes", row=1, col=cols)
+    fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    return fig
+
+
+try:
+    x, y, noisy, counts = _picture_data(str(st.session_state.get("model_name")),
+                                        int(st.session_state.get("seed", 0) or 0))
+    st.plotly_chart(_figure(x, y, noisy, counts), width="stretch")
+    cap = (f"A held-out digit, copies with Gaussian noise σ = {SIGMA} (pixel scale [0,1]), and "
+           "how the selected model votes on them: the smoothed classifier returns the majority.")
+    if counts is None:
+        cap += " (No model available yet — the vote chart appears once one is shipped or uploaded.)"
+    st.caption(cap)
+except SemsmoothError as e:
+    show_error(e)
+
+st.subheader("Where to go")
+
+
+def _summary(path: Path) -> str:
+    """First line of a page's module docstring (its one-line description)."""
+    try:
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    except (OSError, SyntaxError):
+        return ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+for p in sorted(Path(__file__).resolve().parent.glob("*.py")):
+    if p.name.startswith("_") or p.name == Path(__file__).name:
+        continue
+    c1, c2 = st.columns([1, 3], vertical_alignment="center")
+    with c1:
+        try:
+            st.page_link(f"pages/{p.name}")
+        except Exception:  # a page not registered in the navigation (e.g. run outside app.py)
+            st.write(p.stem)
+    c2.caption(_summary(p))
+st.caption("The sidebar (all pages) picks the dataset, the model (shipped or your own) and the "
+           "random seed; it also shows where computations run (CPU or GPU).")

@@ -1,0 +1,189 @@
+"""Smoothing basics: Gaussian noise smoothing on one digit — noisy copies, votes, a certified l2 radius, and how it depends on p_A, n and alpha."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import streamlit as st
+
+from pages._shared import (current_model, generator, progress_callback, sample_picker, show_error,
+                           tensor_to_image)
+from semsmooth_core import stats
+from semsmooth_core.smoothing import ABSTAIN, certify_noise, count_votes, gaussian_batch_maker, model_device
+from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
+
+UNIT = "l2, pixel scale [0,1]"
+N_GRID = 8      # noisy copies shown
+N_VOTES = 200   # votes in the bar chart
+
+st.title("Smoothing basics")
+st.markdown(
+    "The **smoothed classifier** g(x) returns the class that the base classifier f predicts most "
+    "often on x + ε with ε ~ N(0, σ²I). Cohen et al.'s CERTIFY (Fischer et al., Thm 3.1, Alg. 1) "
+    "picks the top class on n0 noisy copies, counts how often f still predicts it on n fresh "
+    "copies, bounds p_A from below with a one-sided Clopper-Pearson interval at level α and "
+    "certifies the l2 radius **R = σ Φ⁻¹(p̲_A)**: no perturbation with ‖δ‖₂ < R changes g's "
+    "prediction (with probability ≥ 1 − α over the sampling).")
+
+loaded = current_model()
+model, card = loaded if loaded is not None else (None, None)
+
+left, right = st.columns([1, 2.2], gap="large")
+with left:
+    st.subheader("Input and noise")
+    x, label, caption = sample_picker("sb_index")
+    sigma_in = st.number_input("σ — noise standard deviation (pixel scale [0,1])", value=0.25,
+                               step=0.05, format="%.3f", key="sb_sigma",
+                               help="Larger σ: larger possible radii, but noisier votes.")
+
+try:
+    sigma = check_sigma(sigma_in, "σ")
+except SemsmoothError as e:
+    show_error(e)
+    st.stop()
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _noisy_and_votes(_x, x_key: str, sigma: float, seed: int, _model, model_key: str):
+    g = generator()
+    noisy = gaussian_batch_maker(_x, sigma, "cpu", g)(N_GRID)
+    counts = None
+    if _model is not None:
+        make = gaussian_batch_maker(_x, sigma, model_device(_model), g)
+        counts = count_votes(_model, make, N_VOTES, batch_size=N_VOTES).tolist()
+    return noisy, counts
+
+
+with right:
+    st.subheader(f"{N_GRID} noisy copies x + N(0, σ²I), σ = {sigma:g}")
+    try:
+        noisy, counts = _noisy_and_votes(x, caption, sigma, int(st.session_state.get("seed", 0)),
+                                         model, f"{st.session_state.get('model_name')}|{card and card.get('sha256')}")
+    except (SemsmoothError, RuntimeError) as e:
+        show_error(f"the model cannot classify this input: {e}")
+        st.stop()
+    st.image([tensor_to_image(v, 84) for v in noisy], caption=[f"copy {i + 1}" for i in range(N_GRID)])
+    if counts is not None:
+        top = int(np.argmax(counts))
+        fig = go.Figure(go.Bar(x=list(range(len(counts))), y=counts,
+                               marker_color=["#d62728" if c == top else "#9aa5b1" for c in range(len(counts))],
+                               hovertemplate="class %{x}: %{y} votes<extra></extra>"))
+        fig.update_layout(title=f"Base classifier's votes on {N_VOTES} noisy copies (true label {label})",
+                          xaxis_title="class", yaxis_title="votes (count)", height=300,
+                          margin=dict(l=10, r=10, t=50, b=10))
+        fig.update_xaxes(dtick=1)
+        st.plotly_chart(fig, width="stretch")
+
+# --------------------------------------------------------------------------- certify
+st.divider()
+st.subheader("Certify")
+c1, c2, c3, c4 = st.columns(4)
+n0_in = c1.number_input("n0 — selection samples", min_value=1, value=100, step=50, key="sb_n0",
+                        help="Noisy copies used only to pick the top class.")
+n_in = c2.number_input("n — estimation samples", min_value=1, value=1000, step=500, key="sb_n",
+                       help="Fresh noisy copies used to bound p_A; more samples, larger radii.")
+alpha_in = c3.number_input("α — failure probability", value=0.001, step=0.001, format="%.4f",
+                           key="sb_alpha", help="The certificate is wrong with probability at most α.")
+batch_in = c4.number_input("batch size", min_value=1, value=500, step=100, key="sb_batch",
+                           help="Noisy copies per forward pass (memory vs speed).")
+
+try:
+    n0, n = check_n0_n(n0_in, n_in)
+    alpha = check_alpha(alpha_in, "α")
+except SemsmoothError as e:
+    show_error(e)
+    st.stop()
+
+params = dict(index=caption, sigma=sigma, n0=n0, n=n, alpha=alpha,
+              seed=int(st.session_state.get("seed", 0)), model=str(st.session_state.get("model_name")))
+if st.button("Certify", type="primary", key="sb_certify", disabled=model is None):
+    bar = st.progress(0.0, text="Sampling…")
+    try:
+        cert = certify_noise(model, x, sigma, n0, n, alpha, batch_size=int(batch_in),
+                             generator=generator(), progress=progress_callback(bar, "Certifying"))
+        st.session_state["sb_result"] = (params, cert)
+    except (SemsmoothError, RuntimeError) as e:
+        show_error(e)
+    bar.empty()
+
+result = st.session_state.get("sb_result")
+cert = None
+if result is not None:
+    old_params, cert = result
+    with st.container(border=True):
+        if old_params != params:
+            st.caption("Result of an earlier run (inputs have changed since; press Certify again).")
+        m = st.columns(5)
+        m[0].metric("Prediction", "abstain" if cert.label == ABSTAIN else f"class {cert.label}")
+        m[1].metric(f"Certified radius ({UNIT})", f"{cert.radius:.3f}")
+        m[2].metric("p_A lower bound", f"{cert.p_lower:.4f}")
+        m[3].metric("Forward passes", f"{cert.n_forward:,}")
+        m[4].metric("Time (seconds)", f"{cert.seconds:.2f} s")
+        s, a = old_params["sigma"], old_params["alpha"]
+        if cert.label == ABSTAIN:
+            st.markdown(f"**Abstained.** The lower bound p̲_A = {cert.p_lower:.4f} does not exceed 1/2, "
+                        f"so nothing is certified at σ = {s:g}. Try a smaller σ or a larger n.")
+        else:
+            votes = (f"The model voted for it on {cert.counts[cert.label]:,} of {old_params['n']:,} "
+                     "estimation copies. ") if cert.counts else ""
+            st.markdown(
+                f"**What is guaranteed.** With probability at least 1 − α = {1 - a:.2%} over the "
+                f"random noise drawn here, the smoothed classifier (majority vote of the model under "
+                f"N(0, {s:g}²I) noise) predicts **class {cert.label}** for this input *and* for every "
+                f"input within l2 distance **{cert.radius:.3f}** of it (pixel scale [0,1]), whatever "
+                f"the change. {votes}It says nothing about the base model itself, nor about larger "
+                "changes.")
+
+# --------------------------------------------------------------------------- curves
+st.divider()
+st.subheader("How the radius depends on p_A, n and α")
+t1, t2, t3 = st.tabs(["Radius vs p̲_A", "Clopper-Pearson bound vs n", "Largest radius vs n"])
+
+with t1:
+    p_grid = np.linspace(0.5, 0.99999, 300)
+    fig = go.Figure()
+    for s in sorted({0.12, 0.25, 0.5, sigma}):
+        r = [stats.radius(s, p) for p in p_grid]
+        fig.add_trace(go.Scatter(x=p_grid, y=r, mode="lines", name=f"σ = {s:g}",
+                                 line=dict(width=3 if s == sigma else 1.5),
+                                 hovertemplate="p̲_A = %{x:.4f}<br>R = %{y:.3f}<extra></extra>"))
+    if cert is not None and cert.label != ABSTAIN and result[0]["sigma"] == sigma:
+        fig.add_trace(go.Scatter(x=[cert.p_lower], y=[cert.radius], mode="markers", name="your certificate",
+                                 marker=dict(size=12, color="#d62728", symbol="star")))
+    fig.update_layout(xaxis_title="p̲_A (lower confidence bound on the top-class probability)",
+                      yaxis_title=f"certified radius R ({UNIT})", height=380,
+                      margin=dict(l=10, r=10, t=30, b=10))
+    st.plotly_chart(fig, width="stretch")
+    st.caption("R = σ Φ⁻¹(p̲_A) grows without bound as p̲_A → 1 and is 0 at p̲_A ≤ 1/2 (abstain).")
+
+with t2:
+    frac = st.slider("Observed fraction of votes for the top class (n_A / n)", 0.50, 1.00, 0.99, 0.005,
+                     key="sb_frac")
+    n_grid = np.unique(np.round(np.logspace(1, 6, 120)).astype(int))
+    k = np.round(frac * n_grid).astype(int)
+    lo = stats.cp_lower(k, n_grid, alpha)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=n_grid, y=lo, mode="lines", name=f"p̲_A at α = {alpha:g}",
+                             hovertemplate="n = %{x:,}<br>p̲_A = %{y:.4f}<extra></extra>"))
+    fig.add_hline(y=frac, line_dash="dot", annotation_text=f"observed n_A/n = {frac:g}")
+    fig.add_hline(y=0.5, line_color="#999", annotation_text="1/2: abstain below")
+    fig.update_layout(xaxis_title="n (estimation samples, log scale)", yaxis_title="p̲_A (probability)",
+                      xaxis_type="log", height=380, margin=dict(l=10, r=10, t=30, b=10))
+    st.plotly_chart(fig, width="stretch")
+    st.caption("One-sided Clopper-Pearson lower bound at confidence 1 − α: the gap to the observed "
+               "fraction shrinks roughly like 1/√n.")
+
+with t3:
+    n_grid = np.unique(np.round(np.logspace(1, 6, 120)).astype(int))
+    fig = go.Figure()
+    for s in sorted({0.12, 0.25, 0.5, sigma}):
+        r = [stats.max_radius(s, int(m_), alpha) for m_ in n_grid]
+        fig.add_trace(go.Scatter(x=n_grid, y=r, mode="lines", name=f"σ = {s:g}",
+                                 line=dict(width=3 if s == sigma else 1.5),
+                                 hovertemplate="n = %{x:,}<br>R_max = %{y:.3f}<extra></extra>"))
+    fig.update_layout(xaxis_title="n (estimation samples, log scale)",
+                      yaxis_title=f"largest certifiable radius ({UNIT})", xaxis_type="log", height=380,
+                      margin=dict(l=10, r=10, t=30, b=10))
+    st.plotly_chart(fig, width="stretch")
+    st.caption(f"Even if all n copies vote for the top class, p̲_A = α^(1/n) < 1, so the radius is "
+               f"capped: σ Φ⁻¹(α^(1/n)) at α = {alpha:g} (Fischer et al., App. C.2).")

@@ -1,0 +1,293 @@
+"""UI helpers shared by every page of the semsmooth app (owned by the app; pages import them).
+
+Import from a page as ``from pages._shared import ...``. Nothing here computes math: it reads
+widgets, calls ``semsmooth_core`` and formats results.
+
+Session-state keys (set by :func:`sidebar`, which ``app.py`` draws on every page):
+
+- ``"dataset"``: the dataset name (``semsmooth_core.data.datasets.dataset_names()``), default ``"mnist"``.
+- ``"data_root"``: a folder for datasets that live on disk ("" for the embedded ones).
+- ``"model_name"``: a shipped model name (``semsmooth_core.models.list_models()``) or :data:`BYO`.
+- ``"model_path"``: with :data:`BYO`, the temp file the uploaded model was written to (else absent/None).
+- ``"model_arch"``: with :data:`BYO`, the architecture name for a plain state_dict ("" otherwise).
+- ``"model_num_classes"``: with :data:`BYO` and an architecture, its number of classes.
+- ``"seed"``: the random seed (int) for every sampling on every page.
+- ``"device"``: a human description of the compute device (read-only).
+
+Helpers for pages: :func:`current_model`, :func:`cached_model`, :func:`cached_dataset`,
+:func:`sample_picker`, :func:`image_from_upload`, :func:`show_error`, :func:`progress_callback`,
+:func:`tensor_to_image`, :func:`generator`, :func:`seed`, :func:`model_ref`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+import torch
+
+from semsmooth_core.data import datasets as _datasets
+from semsmooth_core.data.uploads import decode_image
+from semsmooth_core.device import describe_device, get_device
+from semsmooth_core.models import list_models, load_model
+from semsmooth_core.repro import seed_everything
+from semsmooth_core.validation import SemsmoothError
+
+BYO = "Bring your own model…"
+"""The ``"model_name"`` value that means "the model uploaded in the sidebar"."""
+
+DEFAULT_MODEL = "mnist_cnn_noise025"
+DEFAULT_DATASET = "mnist"
+UPLOAD_DIR = Path(tempfile.gettempdir()) / "semsmooth_uploads"
+
+
+# --------------------------------------------------------------------------- errors
+def show_error(e: BaseException | str) -> None:
+    """One ``st.error`` line for a user error (SemsmoothError) or any message."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    st.error(msg, icon="⚠️")
+
+
+# --------------------------------------------------------------------------- cached loading
+@st.cache_resource(show_spinner="Loading model…", max_entries=8)
+def _load_model_cached(name_or_path: str, arch: str | None, num_classes: int | None,
+                       device: str, stamp: float):
+    kwargs = {"num_classes": int(num_classes)} if (arch and num_classes) else {}
+    return load_model(name_or_path, device=device, arch=arch or None, **kwargs)
+
+
+def _stamp(name_or_path: str) -> float:
+    """Modification time of the file behind a model (so a retrained checkpoint reloads)."""
+    from semsmooth_core.paths import models_dir
+
+    for p in (Path(name_or_path), models_dir() / f"{name_or_path}.pt"):
+        try:
+            if p.is_file():
+                return p.stat().st_mtime
+        except OSError:
+            pass
+    return 0.0
+
+
+def cached_model(name: str, arch: str | None = None, num_classes: int | None = None):
+    """``load_model(name)`` on the app's device, cached across reruns and sessions
+    (``st.cache_resource``). Returns ``(model.eval(), card)``; raises SemsmoothError."""
+    return _load_model_cached(str(name), arch or None, num_classes, str(get_device()), _stamp(str(name)))
+
+
+@st.cache_data(show_spinner="Loading dataset…", max_entries=8)
+def _load_dataset_cached(name: str, split: str, root: str | None):
+    x, y = _datasets.load_dataset(name, split=split, root=root or None)
+    return x, y
+
+
+def cached_dataset(name: str | None = None, split: str = "heldout", root: str | None = None):
+    """``load_dataset(name, split)`` cached (``st.cache_data``): ``(x [N,C,H,W] in [0,1], y [N])``.
+
+    ``name`` defaults to the sidebar's dataset, ``root`` to the sidebar's data folder."""
+    name = name or st.session_state.get("dataset", DEFAULT_DATASET)
+    if root is None:
+        root = st.session_state.get("data_root") or None
+    return _load_dataset_cached(name, split, root)
+
+
+# --------------------------------------------------------------------------- model selection
+def model_ref() -> tuple[str, str | None, int | None] | None:
+    """What the sidebar selected: ``(name_or_path, arch, num_classes)`` or None when nothing is
+    selected (no shipped model and no upload)."""
+    name = st.session_state.get("model_name")
+    if name == BYO:
+        path = st.session_state.get("model_path")
+        if not path:
+            return None
+        arch = (st.session_state.get("model_arch") or "").strip() or None
+        return path, arch, (st.session_state.get("model_num_classes") if arch else None)
+    if not name:
+        models = list_models()
+        if not models:
+            return None
+        name = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
+    return name, None, None
+
+
+def current_model(quiet: bool = False):
+    """The model picked in the sidebar: ``(model, card)``, or None after telling the user why
+    (no shipped model yet, nothing uploaded, a file that does not load)."""
+    ref = model_ref()
+    if ref is None:
+        if not quiet:
+            if st.session_state.get("model_name") == BYO:
+                st.info("Upload a model in the sidebar (semsmooth checkpoint, architecture + "
+                        "state_dict, or TorchScript) to continue.")
+            else:
+                st.info("No shipped model found in assets/models/ — train one with "
+                        "`python -m semsmooth_core train` or upload your own in the sidebar.")
+        return None
+    try:
+        return cached_model(*ref)
+    except SemsmoothError as e:
+        if not quiet:
+            show_error(e)
+        return None
+
+
+def _write_upload(uploaded) -> Path:
+    data = uploaded.getvalue()
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", uploaded.name)[-80:] or "model.pt"
+    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_DIR / f"{digest}_{safe}"
+    if not path.exists():
+        path.write_bytes(data)
+    return path
+
+
+def _card_summary(card: dict) -> str:
+    """A few lines of a model card for the sidebar (keys vary by who wrote the card)."""
+    lines = []
+    if card.get("summary"):
+        lines.append(str(card["summary"]))
+    if card.get("arch"):
+        lines.append(f"architecture: `{card['arch']}`")
+    for k, v in card.items():
+        if "acc" in k.lower() and isinstance(v, (int, float)):
+            val = v * 100 if v <= 1 else v
+            lines.append(f"{k.replace('_', ' ')}: **{val:.1f} %**")
+    for k in ("sigma_eps", "sigma"):
+        if isinstance(card.get(k), (int, float)):
+            lines.append(f"training noise σ: {card[k]:g} (pixel scale [0,1])")
+            break
+    return "  \n".join(lines) or "no card"
+
+
+# --------------------------------------------------------------------------- sidebar
+def sidebar() -> None:
+    """The sidebar shown on every page: device, dataset, model (shipped or uploaded), seed."""
+    st.session_state["device"] = describe_device()
+    sb = st.sidebar
+    sb.caption(f"Compute device: **{st.session_state['device']}**")
+
+    names = _datasets.dataset_names()
+    if st.session_state.get("dataset") not in names:
+        st.session_state["dataset"] = DEFAULT_DATASET if DEFAULT_DATASET in names else next(iter(names))
+    sb.selectbox("Dataset", list(names), key="dataset", help="Where samples come from.")
+    sb.caption(names.get(st.session_state["dataset"], ""))
+    if st.session_state["dataset"] != DEFAULT_DATASET:
+        sb.text_input("Dataset folder (for datasets on disk)", key="data_root",
+                      help="Root folder of a dataset you have locally; nothing is downloaded.")
+
+    models = list_models()
+    options = list(models) + [BYO]
+    if st.session_state.get("model_name") not in options:
+        st.session_state["model_name"] = DEFAULT_MODEL if DEFAULT_MODEL in models else options[0]
+    sb.selectbox("Model", options, key="model_name", help="Base classifier to smooth.")
+    if not models:
+        sb.caption("No shipped model in assets/models/ yet.")
+    if st.session_state["model_name"] in models:
+        sb.caption(_card_summary(models[st.session_state["model_name"]]))
+    elif st.session_state["model_name"] == BYO:
+        up = sb.file_uploader("Model file (.pt / .pth / TorchScript)", type=["pt", "pth", "ts", "bin"],
+                              key="model_upload",
+                              help="A semsmooth checkpoint, a state_dict (give its architecture "
+                                   "below) or a TorchScript file. Loaded with weights_only=True.")
+        sb.text_input("Architecture for a plain state_dict", key="model_arch",
+                      placeholder="e.g. small_cnn, resnet18_small, resnet18",
+                      help="Leave empty for semsmooth checkpoints and TorchScript files.")
+        if (st.session_state.get("model_arch") or "").strip():
+            sb.number_input("Number of classes", min_value=2, max_value=100000, value=10, step=1,
+                            key="model_num_classes")
+        st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
+        if up is not None:
+            with sb:
+                loaded = current_model()
+            if loaded is not None:
+                sb.caption(_card_summary(loaded[1]))
+
+    sb.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
+                    help="Seeds every random draw (noise, transformation parameters).")
+
+
+def seed() -> int:
+    return int(st.session_state.get("seed", 0) or 0)
+
+
+def generator(offset: int = 0) -> torch.Generator:
+    """A CPU torch generator seeded with the sidebar seed (+ ``offset``); also seeds numpy/random."""
+    return seed_everything(seed() + int(offset))
+
+
+# --------------------------------------------------------------------------- images
+def tensor_to_image(x, size: int = 168) -> np.ndarray:
+    """A tensor/array ``[C,H,W]``, ``[1,C,H,W]`` or ``[H,W]`` in [0,1] -> uint8 image ``HxW`` or
+    ``HxWx3`` for ``st.image``; small images are upscaled by an integer factor (nearest) to about
+    ``size`` pixels so that single pixels stay visible."""
+    a = x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float32)
+    while a.ndim > 3:
+        a = a[0]
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else np.transpose(a[:3], (1, 2, 0))
+    a = np.clip(np.nan_to_num(a), 0.0, 1.0)
+    img = np.round(a * 255).astype(np.uint8)
+    f = max(1, int(size) // max(img.shape[0], img.shape[1]))
+    if f > 1:
+        img = np.repeat(np.repeat(img, f, axis=0), f, axis=1)
+    return img
+
+
+def image_from_upload(uploaded, grayscale: bool = False, size: tuple[int, int] | None = None):
+    """Decode an ``st.file_uploader`` file with ``decode_image``; None (after one ``st.error``
+    line) when it is not a readable image, or when nothing was uploaded."""
+    if uploaded is None:
+        return None
+    try:
+        return decode_image(uploaded.getvalue(), grayscale=grayscale, size=size)
+    except SemsmoothError as e:
+        show_error(e)
+        return None
+
+
+def sample_picker(key: str, dataset: str | None = None, split: str = "heldout",
+                  container=None) -> tuple[torch.Tensor, int, str]:
+    """Pick one sample of the (sidebar's) dataset by index, with a thumbnail.
+
+    Returns ``(x [C,H,W] in [0,1], label, caption)``. Stops the page (after one st.error line) if
+    the dataset cannot be loaded."""
+    c = container or st
+    name = dataset or st.session_state.get("dataset", DEFAULT_DATASET)
+    try:
+        xs, ys = cached_dataset(name, split)
+    except SemsmoothError as e:
+        show_error(e)
+        st.stop()
+    n = len(xs)
+    idx = int(c.number_input(f"Sample index (0–{n - 1}, {split} split of {name})", min_value=0,
+                             max_value=n - 1, value=0, step=1, key=key))
+    x, label = xs[idx], int(ys[idx])
+    caption = f"{name} {split} #{idx}, true label {label}"
+    c.image(tensor_to_image(x, 112), caption=caption)
+    return x, label, caption
+
+
+# --------------------------------------------------------------------------- progress
+def progress_callback(st_progress, label: str = "Sampling", min_interval: float = 0.1):
+    """Map ``progress(done, total)`` (forward passes) to an ``st.progress`` bar with the rate in
+    forward passes per second. Updates at most every ``min_interval`` seconds (and at the end)."""
+    t0 = time.perf_counter()
+    last = [0.0]
+
+    def cb(done: int, total: int) -> None:
+        now = time.perf_counter()
+        if done < total and now - last[0] < min_interval:
+            return
+        last[0] = now
+        rate = done / max(now - t0, 1e-9)
+        frac = min(1.0, done / total) if total else 1.0
+        st_progress.progress(frac, text=f"{label}: {done:,}/{total:,} forward passes "
+                                        f"({rate:,.0f} per second)")
+
+    return cb
