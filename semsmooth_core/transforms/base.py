@@ -37,6 +37,8 @@ class Transform:
     bounds: ClassVar[tuple[tuple[float, float], ...]] = ()          # valid parameter values
     interpolations: ClassVar[tuple[str, ...]] = INTERPOLATIONS
     modality: ClassVar[str] = "image"             # "image" [B,C,H,W] or "audio" [B,T]
+    pixel_params: ClassVar[bool] = False          # parameters are lengths in pixels (scale with a resize)
+    uses_interpolation: ClassVar[bool] = True     # False: the interpolation argument has no effect
 
     @property
     def dim(self) -> int:
@@ -82,7 +84,8 @@ class Transform:
                 "units": list(self.units), "dim": self.dim, "composable": self.composable,
                 "default_sigma": list(self.default_sigma), "default_range": [list(r) for r in self.default_range],
                 "bounds": [list(b) for b in self.bounds], "interpolations": list(self.interpolations),
-                "modality": self.modality}
+                "modality": self.modality, "pixel_params": self.pixel_params,
+                "uses_interpolation": self.uses_interpolation}
 
 
 _REGISTRY: dict[str, Transform] = {}

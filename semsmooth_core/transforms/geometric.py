@@ -1,0 +1,162 @@
+"""Geometric transformations ψ_θ of images: rotation, translation, scaling (Fischer §5, §7.1, §7.2).
+
+All three are affine maps of the pixel plane and share ONE resampling path
+(:func:`affine_resample`): ``F.affine_grid`` + ``F.grid_sample`` with ``align_corners=False``,
+zero fill (``padding_mode="zeros"``), per-sample matrices ``[B,2,3]``.
+
+Coordinate convention (identical to torchvision's tensor kernels ``rotate``/``affine``, checked in
+``tests/test_transforms.py``): pixel ``(i, j)`` (column, row) has centred coordinates
+``u = i - (W-1)/2``, ``v = j - (H-1)/2`` (x to the right, y DOWN). A pixel matrix ``A`` (2x3) maps an
+OUTPUT pixel's centred coordinates to the INPUT location that is sampled. With
+``align_corners=False`` the normalised coordinate is ``x_n = u / (W/2)``, so the matrix handed to
+``affine_grid`` is ``D⁻¹ A D`` with ``D = diag(W/2, H/2)``.
+
+Parameters and units:
+
+- ``rotation``: ``[B,1]`` degrees, counter-clockwise as displayed (y down), about the image centre.
+  ψ_α ∘ ψ_β = ψ_{α+β} in the ideal (continuous) case.
+- ``translation``: ``[B,2]`` pixels ``(dx, dy)``: content moves right by dx and down by dy;
+  sub-pixel values are allowed. Composes additively.
+- ``scaling``: ``[B,1]`` log of the zoom factor, ``s = exp(θ)`` (θ > 0 enlarges the content about
+  the centre). exp(a)·exp(b) = exp(a+b), so it composes additively in θ.
+
+With ``quantize=True`` (default) the result is clamped and rounded to k/255 (the realistic attacker
+of DESIGN.md principle 3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from semsmooth_core.transforms.base import Transform, register
+from semsmooth_core.validation import SemsmoothError
+
+
+def _check_image(x: torch.Tensor, name: str) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim != 4:
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise SemsmoothError(f"{name} takes images of shape [B,C,H,W], got {shape}")
+    if not torch.is_floating_point(x):
+        raise SemsmoothError(f"{name} takes float images in [0,1], got dtype {x.dtype}")
+
+
+def affine_resample(x: torch.Tensor, A: torch.Tensor, interpolation: str = "bilinear") -> torch.Tensor:
+    """Resample ``x`` ``[B,C,H,W]`` with per-sample pixel matrices ``A`` ``[B,2,3]``.
+
+    ``A`` maps an output pixel's centred coordinates ``(u, v, 1)`` to the input location
+    (centred pixel coordinates) that is read; out-of-image reads are 0 (zero fill). This is the
+    one interpolation path of every geometric transform (nearest / bilinear / bicubic).
+    """
+    B, C, H, W = x.shape
+    A = A.to(device=x.device, dtype=torch.float64)
+    sx, sy = W / 2.0, H / 2.0
+    theta = torch.empty_like(A)
+    theta[:, 0, 0] = A[:, 0, 0]
+    theta[:, 0, 1] = A[:, 0, 1] * sy / sx
+    theta[:, 0, 2] = A[:, 0, 2] / sx
+    theta[:, 1, 0] = A[:, 1, 0] * sx / sy
+    theta[:, 1, 1] = A[:, 1, 1]
+    theta[:, 1, 2] = A[:, 1, 2] / sy
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    grid = F.affine_grid(theta.to(dtype), [B, C, H, W], align_corners=False)
+    return F.grid_sample(x.to(dtype), grid, mode=interpolation, padding_mode="zeros", align_corners=False)
+
+
+def _cos_sin_deg(deg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of angles in degrees (float64), exact for multiples of 90°."""
+    d = deg.to(torch.float64)
+    r = torch.deg2rad(d)
+    c, s = torch.cos(r), torch.sin(r)
+    c = torch.where(c.abs() < 1e-12, torch.zeros_like(c), c)
+    s = torch.where(s.abs() < 1e-12, torch.zeros_like(s), s)
+    return c, s
+
+
+@register
+class Rotation(Transform):
+    """ψ_α: rotation by α degrees counter-clockwise about the image centre (Fischer §5.2, §7.1)."""
+
+    name = "rotation"
+    label = "Rotation"
+    param_names = ("angle",)
+    units = ("degrees",)
+    composable = True
+    default_sigma = (30.0,)
+    default_range = ((-30.0, 30.0),)
+    bounds = ((-360.0, 360.0),)
+
+    @staticmethod
+    def matrix(params: torch.Tensor) -> torch.Tensor:
+        """Pixel matrix (output -> input): input = R(-α) · output in the y-down frame."""
+        c, s = _cos_sin_deg(params[:, 0])
+        A = torch.zeros(params.shape[0], 2, 3, dtype=torch.float64, device=params.device)
+        # a counter-clockwise (as displayed, y down) rotation by α maps input p to R p with
+        # R = [[c, s], [-s, c]]; we read the input at R⁻¹ · output = [[c, -s], [s, c]] · output
+        A[:, 0, 0], A[:, 0, 1] = c, -s
+        A[:, 1, 0], A[:, 1, 1] = s, c
+        return A
+
+    def apply(self, x, params, interpolation):
+        _check_image(x, self.name)
+        return affine_resample(x, self.matrix(params), interpolation)
+
+
+@register
+class Translation(Transform):
+    """ψ_(dx,dy): shift the content by dx pixels right and dy pixels down (Fischer §7.2)."""
+
+    name = "translation"
+    label = "Translation"
+    param_names = ("dx", "dy")
+    units = ("pixels", "pixels")
+    composable = True
+    default_sigma = (3.0, 3.0)
+    default_range = ((-4.0, 4.0), (-4.0, 4.0))
+    bounds = ((-1000.0, 1000.0), (-1000.0, 1000.0))
+    pixel_params = True
+
+    @staticmethod
+    def matrix(params: torch.Tensor) -> torch.Tensor:
+        A = torch.zeros(params.shape[0], 2, 3, dtype=torch.float64, device=params.device)
+        A[:, 0, 0] = 1.0
+        A[:, 1, 1] = 1.0
+        A[:, 0, 2] = -params[:, 0].to(torch.float64)
+        A[:, 1, 2] = -params[:, 1].to(torch.float64)
+        return A
+
+    def apply(self, x, params, interpolation):
+        _check_image(x, self.name)
+        return affine_resample(x, self.matrix(params), interpolation)
+
+
+@register
+class Scaling(Transform):
+    """ψ_θ: zoom about the image centre by the factor s = exp(θ) (θ = log-factor; θ > 0 enlarges)."""
+
+    name = "scaling"
+    label = "Scaling"
+    param_names = ("log_scale",)
+    units = ("log-factor",)
+    composable = True
+    default_sigma = (0.2,)
+    default_range = ((-0.2, 0.2),)
+    bounds = ((-3.0, 3.0),)
+
+    @staticmethod
+    def matrix(params: torch.Tensor) -> torch.Tensor:
+        inv = torch.exp(-params[:, 0].to(torch.float64))
+        A = torch.zeros(params.shape[0], 2, 3, dtype=torch.float64, device=params.device)
+        A[:, 0, 0] = inv
+        A[:, 1, 1] = inv
+        return A
+
+    def apply(self, x, params, interpolation):
+        _check_image(x, self.name)
+        return affine_resample(x, self.matrix(params), interpolation)
+
+
+def degrees_to_radians(d: float) -> float:  # small helper for pages/docs
+    return d * math.pi / 180.0
