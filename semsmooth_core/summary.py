@@ -54,3 +54,40 @@ def summarize(rows: Sequence[Mapping], radii: Iterable[float] | None = None,
     fwd = [int(r["n_forward"]) for r in rows if r.get("n_forward") is not None]
     out["forward_passes_per_input"] = float(np.mean(fwd)) if fwd else None
     return out
+
+
+def accuracy_curve(rows: Sequence[Mapping], radii: Sequence[float]) -> np.ndarray:
+    """Certified accuracy (same definition as :func:`certified_accuracy`) at every radius of
+    ``radii`` at once: ``curve[j] = #{rows correct, not abstained, radius >= radii[j]} / n``."""
+    r = np.asarray([float(x) for x in radii], dtype=float)
+    if not rows:
+        return np.full(r.shape, np.nan)
+    cert = np.sort(np.array([float(x["radius"]) for x in rows
+                             if bool(x["correct"]) and int(x["prediction"]) != -1], dtype=float))
+    # number of certified-correct radii >= r  =  len - (number < r)
+    return (cert.size - np.searchsorted(cert, r, side="left")) / len(rows)
+
+
+def radius_grid(rows: Sequence[Mapping], points: int = 200) -> np.ndarray:
+    """Radii from 0 to a little past the largest radius in ``rows``, for plotting
+    :func:`accuracy_curve` as a step curve."""
+    rmax = max((float(x["radius"]) for x in rows), default=0.0)
+    return np.linspace(0.0, max(rmax * 1.05, 1e-6), int(points))
+
+
+def table_row(rows: Sequence[Mapping], params: Mapping | None = None) -> dict:
+    """One line in the form of Fischer et al.'s Table 2: f acc. (base classifier on clean
+    inputs), g acc. (smoothed classifier: correct and not abstained), the 25/50/75th percentile
+    of the certified radius over certified-correct inputs, seconds per input, the sample counts
+    and the α's the certificates hold with (from the run's parameters, when known)."""
+    s = summarize(rows)
+    p = dict(params or {})
+    out = {"n": s["n"], "f acc.": s.get("clean_accuracy"), "g acc.": s.get("smoothed_accuracy"),
+           "r 25%": s["radius_percentiles"]["25"] if s["n"] else None,
+           "r 50%": s["radius_percentiles"]["50"] if s["n"] else None,
+           "r 75%": s["radius_percentiles"]["75"] if s["n"] else None,
+           "seconds/input": s.get("seconds_per_input")}
+    for k in ("n0", "n_gamma", "n_eps", "alpha_gamma", "alpha_eps", "alpha_E"):
+        if k in p:
+            out[k] = p[k]
+    return out

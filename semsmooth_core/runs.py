@@ -1,0 +1,512 @@
+"""Results store (SQLite) and import/export of Cohen-format certification logs.
+
+A *run* is one certification of many inputs: its parameters (the certify options, JSON), seed,
+model checksum, library versions, status and timestamps. A *row* is one finished input (DESIGN
+principle 5: results are data). Rows are keyed by ``(run_id, idx)`` and written with
+``INSERT OR IGNORE`` inside a transaction, so a resumed run (which skips finished indices)
+never duplicates a row, and a killed worker loses nothing that was committed.
+
+The database runs in WAL mode with a busy timeout, so several processes (the app, workers,
+the Ray driver, a CLI ``report``) can read and write it at once. ``synchronous=FULL``: a row is
+on disk once ``add_row`` returns, even if the machine loses power right after.
+
+Where the database lives: ``db_path()`` — an explicit path (``--db``), else ``$SEMSMOOTH_DB``,
+else ``semsmooth_core.paths.data_home() / "runs.sqlite"``.
+
+Cohen et al.'s ``certify.py`` log format (TSV, REFERENCE_NOTES): ``idx label predict radius
+correct time``; abstention = predict -1 with radius 0; ``time`` in seconds (``15.4``) or as
+``str(datetime.timedelta)`` (``0:02:32.717239``). :func:`parse_tsv` reads both,
+:func:`export_tsv` writes it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import socket
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from semsmooth_core.validation import SemsmoothError
+
+STATUSES = ("queued", "running", "done", "cancelled", "failed")
+"""Life cycle: queued -> running -> done | cancelled | failed; resume puts a run back to queued."""
+
+ROW_FIELDS = ("index", "label", "prediction", "radius", "radius_unit", "p_lower", "rho", "correct",
+              "base_correct", "n_forward", "seconds")
+"""Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it."""
+
+DEFAULT_UNIT = "l2 (pixel scale [0,1])"
+"""Unit assumed for imported Cohen logs (Gaussian noise on [0,1] pixels) unless told otherwise."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    name          TEXT NOT NULL,
+    kind          TEXT NOT NULL DEFAULT 'run',      -- 'run' (ours) or 'import' (a TSV log)
+    params        TEXT NOT NULL,                    -- JSON: the certify options
+    indices       TEXT NOT NULL,                    -- JSON list of dataset indices to certify
+    seed          INTEGER,
+    model_sha256  TEXT,
+    environment   TEXT,                             -- JSON: repro.environment()
+    status        TEXT NOT NULL,
+    cancel        INTEGER NOT NULL DEFAULT 0,       -- 1 = cancel requested; the worker polls it
+    error         TEXT,
+    created       REAL NOT NULL,
+    started       REAL,
+    finished      REAL,
+    total         INTEGER NOT NULL,
+    pid           INTEGER,
+    host          TEXT
+);
+CREATE TABLE IF NOT EXISTS rows (
+    run_id        INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,
+    label         INTEGER NOT NULL,
+    prediction    INTEGER NOT NULL,
+    radius        REAL NOT NULL,
+    unit          TEXT,
+    p_lower       REAL,
+    rho           REAL,
+    correct       INTEGER NOT NULL,
+    base_correct  INTEGER,
+    n_forward     INTEGER,
+    seconds       REAL,
+    written       REAL NOT NULL,
+    PRIMARY KEY (run_id, idx)
+);
+CREATE INDEX IF NOT EXISTS runs_status ON runs(status, id);
+"""
+
+
+def db_path(path: str | os.PathLike | None = None) -> Path:
+    """The results database: ``path`` if given, else ``$SEMSMOOTH_DB``, else
+    ``data_home()/runs.sqlite``."""
+    if path:
+        return Path(path).expanduser()
+    if os.environ.get("SEMSMOOTH_DB"):
+        return Path(os.environ["SEMSMOOTH_DB"]).expanduser()
+    from semsmooth_core.paths import data_home
+
+    return data_home() / "runs.sqlite"
+
+
+def _opt(v, cast):
+    return None if v is None else cast(v)
+
+
+class Store:
+    """The SQLite results store. Cheap to create; every method opens a short connection, so a
+    Store can be shared by threads and re-created in every process."""
+
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0):
+        self.path = db_path(path)
+        self.timeout = float(timeout)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._conn() as c:
+                c.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise SemsmoothError(f"cannot open results database {self.path}: {e}") from None
+        except OSError as e:
+            raise SemsmoothError(f"cannot create results database {self.path}: {e.strerror or e}") from None
+
+    # ------------------------------------------------------------------ connections
+    @contextmanager
+    def _conn(self):
+        c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
+        try:
+            c.row_factory = sqlite3.Row
+            c.execute("PRAGMA journal_mode=WAL")
+            c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            c.execute("PRAGMA synchronous=FULL")
+            c.execute("PRAGMA foreign_keys=ON")
+            yield c
+        finally:
+            c.close()
+
+    @contextmanager
+    def _tx(self, immediate: bool = True):
+        """A transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlocks)."""
+        with self._conn() as c:
+            c.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield c
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+            c.execute("COMMIT")
+
+    # ------------------------------------------------------------------ runs
+    def create_run(self, params: Mapping, indices: Iterable[int], name: str | None = None, *,
+                   seed: int | None = None, model_sha256: str | None = None,
+                   environment: Mapping | None = None, status: str = "queued", kind: str = "run") -> int:
+        """Insert a run and return its id. ``indices`` are the dataset indices it will certify."""
+        if status not in STATUSES:
+            raise SemsmoothError(f"unknown status {status!r}")
+        idx = [int(i) for i in indices]
+        if len(set(idx)) != len(idx):
+            raise SemsmoothError("a run's indices must be distinct")
+        if seed is None and "seed" in params:
+            seed = int(params["seed"])
+        with self._tx() as c:
+            cur = c.execute(
+                "INSERT INTO runs (name, kind, params, indices, seed, model_sha256, environment, status,"
+                " created, total) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (name or "", kind, json.dumps(dict(params), sort_keys=True, default=str), json.dumps(idx),
+                 seed, model_sha256, json.dumps(dict(environment or {}), sort_keys=True), status,
+                 time.time(), len(idx)))
+            run_id = int(cur.lastrowid)
+            if not name:
+                c.execute("UPDATE runs SET name=? WHERE id=?", (f"run {run_id}", run_id))
+        return run_id
+
+    @staticmethod
+    def _run_dict(r: sqlite3.Row) -> dict:
+        d = dict(r)
+        d["params"] = json.loads(d["params"])
+        d["indices"] = json.loads(d["indices"])
+        d["environment"] = json.loads(d["environment"] or "{}")
+        d["cancel"] = bool(d["cancel"])
+        return d
+
+    def get_run(self, run_id: int) -> dict:
+        """The run as a dict (params/indices/environment decoded) plus ``done`` (rows written)."""
+        with self._conn() as c:
+            r = c.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
+            if r is None:
+                raise SemsmoothError(f"no run with id {run_id} in {self.path}")
+            d = self._run_dict(r)
+            d["done"] = c.execute("SELECT COUNT(*) FROM rows WHERE run_id=?", (int(run_id),)).fetchone()[0]
+        return d
+
+    def find_run(self, ref) -> int:
+        """A run id from an id (``"3"``) or a unique name."""
+        s = str(ref).strip()
+        if s.isdigit():
+            self.get_run(int(s))
+            return int(s)
+        with self._conn() as c:
+            ids = [r[0] for r in c.execute("SELECT id FROM runs WHERE name=?", (s,))]
+        if not ids:
+            raise SemsmoothError(f"no run or file named {s!r} (results database {self.path})")
+        if len(ids) > 1:
+            raise SemsmoothError(f"{len(ids)} runs are named {s!r}; use an id: {', '.join(map(str, ids))}")
+        return ids[0]
+
+    def list_runs(self) -> list[dict]:
+        """All runs, newest first, with ``done`` counts and per-run sums for progress."""
+        q = ("SELECT runs.id, name, kind, status, cancel, total, created, started, finished, pid, host, "
+             "error, seed, params, COUNT(rows.idx) AS done, COALESCE(SUM(rows.n_forward),0) AS n_forward, "
+             "COALESCE(SUM(rows.seconds),0) AS seconds FROM runs LEFT JOIN rows ON rows.run_id=runs.id "
+             "GROUP BY runs.id ORDER BY runs.id DESC")
+        with self._conn() as c:
+            out = []
+            for r in c.execute(q):
+                d = dict(r)
+                d["params"] = json.loads(d["params"])
+                d["cancel"] = bool(d["cancel"])
+                out.append(d)
+        return out
+
+    def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
+        if status not in STATUSES:
+            raise SemsmoothError(f"unknown status {status!r}")
+        now = time.time()
+        with self._tx() as c:
+            if status == "running":
+                c.execute("UPDATE runs SET status=?, started=?, finished=NULL, error=NULL, pid=?, host=? "
+                          "WHERE id=?", (status, now, os.getpid(), socket.gethostname(), int(run_id)))
+            elif status in ("done", "cancelled", "failed"):
+                c.execute("UPDATE runs SET status=?, finished=?, error=? WHERE id=?",
+                          (status, now, error, int(run_id)))
+            else:
+                c.execute("UPDATE runs SET status=?, error=? WHERE id=?", (status, error, int(run_id)))
+
+    def claim(self, run_id: int | None = None) -> int | None:
+        """Atomically take a queued run (the given one, or the oldest) and mark it running by this
+        process. Returns its id, or None when there is nothing to take. Two workers never get
+        the same run (the check and the update share one write transaction)."""
+        with self._tx() as c:
+            if run_id is None:
+                r = c.execute("SELECT id FROM runs WHERE status='queued' AND kind='run' "
+                              "ORDER BY id LIMIT 1").fetchone()
+            else:
+                r = c.execute("SELECT id FROM runs WHERE status='queued' AND id=?", (int(run_id),)).fetchone()
+            if r is None:
+                return None
+            c.execute("UPDATE runs SET status='running', started=?, finished=NULL, error=NULL, pid=?, "
+                      "host=? WHERE id=?", (time.time(), os.getpid(), socket.gethostname(), r[0]))
+            return int(r[0])
+
+    def request_cancel(self, run_id: int) -> str:
+        """Ask a run to stop. A queued run is cancelled at once; a running one at the worker's next
+        poll (``should_stop``); finished rows stay. Returns the status after the request."""
+        with self._tx() as c:
+            r = c.execute("SELECT status FROM runs WHERE id=?", (int(run_id),)).fetchone()
+            if r is None:
+                raise SemsmoothError(f"no run with id {run_id}")
+            if r[0] == "queued":
+                c.execute("UPDATE runs SET status='cancelled', cancel=1, finished=? WHERE id=?",
+                          (time.time(), int(run_id)))
+                return "cancelled"
+            if r[0] == "running":
+                c.execute("UPDATE runs SET cancel=1 WHERE id=?", (int(run_id),))
+            return r[0]
+
+    def cancel_requested(self, run_id: int) -> bool:
+        with self._conn() as c:
+            r = c.execute("SELECT cancel FROM runs WHERE id=?", (int(run_id),)).fetchone()
+        return bool(r and r[0])
+
+    def requeue(self, run_id: int) -> int:
+        """Resume: put a cancelled/failed/interrupted run back in the queue (finished indices are
+        skipped when it runs). Returns how many inputs remain."""
+        run = self.get_run(run_id)
+        if run["kind"] != "run":
+            raise SemsmoothError(f"run {run_id} is an imported log; it cannot be resumed")
+        if run["status"] == "running" and self.worker_alive(run):
+            raise SemsmoothError(f"run {run_id} is still running (pid {run['pid']})")
+        with self._tx() as c:
+            c.execute("UPDATE runs SET status='queued', cancel=0, finished=NULL, error=NULL WHERE id=?",
+                      (int(run_id),))
+        return run["total"] - run["done"]
+
+    def delete_run(self, run_id: int) -> None:
+        with self._tx() as c:
+            c.execute("DELETE FROM rows WHERE run_id=?", (int(run_id),))
+            c.execute("DELETE FROM runs WHERE id=?", (int(run_id),))
+
+    @staticmethod
+    def worker_alive(run: Mapping) -> bool:
+        """Whether the process recorded for a running run still exists (on this host; a run of
+        another host is assumed alive)."""
+        pid = run.get("pid")
+        if not pid:
+            return False
+        if run.get("host") and run["host"] != socket.gethostname():
+            return True
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        try:  # a zombie (killed, not yet reaped by its parent) is dead for us
+            with open(f"/proc/{int(pid)}/stat") as fh:
+                return fh.read().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return True
+
+    def reap(self) -> list[int]:
+        """Mark runs whose worker died (killed, machine restarted) as failed, so they can be resumed.
+        Returns their ids."""
+        dead = []
+        for run in self.list_runs():
+            if run["status"] == "running" and not self.worker_alive(run):
+                self.set_status(run["id"], "failed", error=f"worker (pid {run['pid']}) stopped unexpectedly")
+                dead.append(run["id"])
+        return dead
+
+    # ------------------------------------------------------------------ rows
+    def add_rows(self, run_id: int, rows: Iterable[Mapping]) -> int:
+        """Write rows in one transaction; rows already there (same run and index) are ignored.
+        Returns how many were new."""
+        now = time.time()
+        vals = []
+        for r in rows:
+            try:
+                vals.append((int(run_id), int(r["index"]), int(r["label"]), int(r["prediction"]),
+                             float(r["radius"]), r.get("radius_unit"), _opt(r.get("p_lower"), float),
+                             _opt(r.get("rho"), float), int(bool(r["correct"])),
+                             _opt(r.get("base_correct"), lambda v: int(bool(v))),
+                             _opt(r.get("n_forward"), int), _opt(r.get("seconds"), float), now))
+            except KeyError as e:
+                raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
+        with self._tx() as c:
+            before = c.total_changes
+            c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
+                          " rho, correct, base_correct, n_forward, seconds, written) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
+            return c.total_changes - before
+
+    def add_row(self, run_id: int, row: Mapping) -> bool:
+        """Write one finished input (a transaction of its own). False if it was already there."""
+        return self.add_rows(run_id, [row]) == 1
+
+    def rows(self, run_id: int) -> list[dict]:
+        """The run's rows in index order, with the keys of :data:`ROW_FIELDS` (missing values,
+        e.g. ``p_lower`` of an imported log, are left out rather than set to None)."""
+        with self._conn() as c:
+            cur = c.execute("SELECT idx AS 'index', label, prediction, radius, unit AS radius_unit, p_lower, "
+                            "rho, correct, base_correct, n_forward, seconds FROM rows WHERE run_id=? "
+                            "ORDER BY idx", (int(run_id),))
+            out = []
+            for r in cur:
+                d = {k: r[k] for k in r.keys() if r[k] is not None}
+                d["correct"] = bool(d["correct"])
+                if "base_correct" in d:
+                    d["base_correct"] = bool(d["base_correct"])
+                out.append(d)
+        return out
+
+    def done_indices(self, run_id: int) -> set[int]:
+        with self._conn() as c:
+            return {r[0] for r in c.execute("SELECT idx FROM rows WHERE run_id=?", (int(run_id),))}
+
+    def pending_indices(self, run_id: int) -> list[int]:
+        """The run's indices without a row yet, in the run's order (what a resume certifies)."""
+        run = self.get_run(run_id)
+        done = self.done_indices(run_id)
+        return [i for i in run["indices"] if i not in done]
+
+
+# ---------------------------------------------------------------------- progress
+def progress_info(run: Mapping, now: float | None = None) -> dict:
+    """done/total, forward passes per second and ETA (seconds) of a run from its rows' sums (as
+    :meth:`Store.list_runs` gives them): rate = Σ n_forward / Σ seconds over finished inputs;
+    ETA = remaining inputs × mean seconds per input (None until one input is done)."""
+    done, total = int(run.get("done", 0)), int(run.get("total", 0))
+    secs, fwd = float(run.get("seconds") or 0.0), float(run.get("n_forward") or 0.0)
+    rate = fwd / secs if secs > 0 else None
+    eta = (total - done) * secs / done if done and secs > 0 else None
+    if run.get("status") != "running":
+        eta = None if done < total else 0.0
+    return {"done": done, "total": total, "fraction": done / total if total else 1.0,
+            "forward_per_second": rate, "eta_seconds": eta}
+
+
+def model_sha256(model: str | None) -> str | None:
+    """SHA-256 of the file behind a model name or path (None when there is no such file)."""
+    if not model:
+        return None
+    from semsmooth_core.models.checkpoint import sha256_file
+    from semsmooth_core.paths import models_dir
+
+    for p in (Path(model), models_dir() / f"{model}.pt"):
+        if p.is_file():
+            return sha256_file(p)
+    return None
+
+
+# ---------------------------------------------------------------------- Cohen TSV
+COHEN_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
+_TD = re.compile(r"^(?:(?P<d>-?\d+) days?, )?(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
+
+
+def parse_time(text: str) -> float:
+    """Seconds from a Cohen log's ``time`` cell: ``15.4`` or ``0:02:32.717239`` (a
+    ``datetime.timedelta`` string, possibly ``1 day, 2:00:00``)."""
+    s = text.strip()
+    m = _TD.match(s)
+    if m:
+        return (int(m["d"] or 0) * 86400 + int(m["h"]) * 3600 + int(m["m"]) * 60 + float(m["s"]))
+    v = float(s)
+    if not math.isfinite(v) or v < 0:
+        raise ValueError(s)
+    return v
+
+
+def parse_tsv(source, name: str = "log", radius_unit: str = DEFAULT_UNIT) -> list[dict]:
+    """Rows of a Cohen-format log (``idx label predict radius correct time``, tab separated,
+    header first). ``source``: a path, bytes or text. Any problem -> one-line SemsmoothError
+    naming the file and line."""
+    if isinstance(source, (bytes, bytearray)):
+        text = bytes(source).decode("utf-8", errors="replace")
+    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
+                                      and Path(source).is_file()):
+        p = Path(source)
+        name = p.name
+        try:
+            text = p.read_text(encoding="utf-8", errors="replace")
+        except OSError as e:
+            raise SemsmoothError(f"cannot read {p}: {e.strerror or e}") from None
+    else:
+        text = str(source)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise SemsmoothError(f"{name}: empty file (expected a header 'idx label predict radius correct time')")
+    split = (lambda ln: ln.rstrip("\r\n").split("\t")) if "\t" in lines[0] else (lambda ln: ln.split())
+    header = [h.strip().lower() for h in split(lines[0])]
+    missing = [c for c in COHEN_COLUMNS if c not in header]
+    if missing:
+        raise SemsmoothError(f"{name}: not a certify log: missing column(s) {', '.join(missing)} "
+                             f"(header is {' '.join(header)[:80]!r}; expected {' '.join(COHEN_COLUMNS)})")
+    if len(lines) == 1:
+        raise SemsmoothError(f"{name}: the log has a header but no rows")
+    pos = {c: header.index(c) for c in COHEN_COLUMNS}
+    rows, seen = [], set()
+    for lineno, ln in enumerate(lines[1:], start=2):
+        cells = [c.strip() for c in split(ln)]
+        if len(cells) < len(header):
+            raise SemsmoothError(f"{name} line {lineno}: {len(cells)} columns, the header has {len(header)}")
+        col = "idx"
+        try:
+            idx = int(cells[pos["idx"]]); col = "label"
+            label = int(cells[pos["label"]]); col = "predict"
+            pred = int(cells[pos["predict"]]); col = "radius"
+            rad = float(cells[pos["radius"]])
+            if not math.isfinite(rad) or rad < 0:
+                raise ValueError
+            col = "correct"
+            corr = int(cells[pos["correct"]])
+            if corr not in (0, 1):
+                raise ValueError
+            col = "time"
+            secs = parse_time(cells[pos["time"]])
+        except (ValueError, IndexError):
+            bad = cells[pos[col]] if pos[col] < len(cells) else ""
+            raise SemsmoothError(f"{name} line {lineno}: {col} {bad[:30]!r} is not a valid "
+                                 f"{'non-negative number' if col in ('radius', 'time') else 'integer'}") from None
+        if idx in seen:
+            raise SemsmoothError(f"{name} line {lineno}: index {idx} appears twice")
+        seen.add(idx)
+        rows.append({"index": idx, "label": label, "prediction": pred, "radius": rad,
+                     "radius_unit": radius_unit, "correct": bool(corr), "seconds": secs})
+    return rows
+
+
+def export_tsv(rows: Iterable[Mapping]) -> str:
+    """A Cohen-format log of rows: ``idx label predict radius correct time``, radius with 3
+    significant digits (as their ``certify.py`` writes it), time in seconds."""
+    out = io.StringIO()
+    out.write("\t".join(COHEN_COLUMNS) + "\n")
+    for r in rows:
+        secs = r.get("seconds")
+        out.write(f"{int(r['index'])}\t{int(r['label'])}\t{int(r['prediction'])}\t{float(r['radius']):.3}\t"
+                  f"{int(bool(r['correct']))}\t{'' if secs is None else format(float(secs), '.4f')}\n")
+    return out.getvalue()
+
+
+def import_tsv(store: Store, source, name: str | None = None, radius_unit: str = DEFAULT_UNIT) -> int:
+    """Store a Cohen-format log as a run of kind ``import`` (status done). Returns its id."""
+    label = name or (Path(source).name if isinstance(source, (str, Path)) and "\n" not in str(source)
+                     else "imported log")
+    rows = parse_tsv(source, name=label, radius_unit=radius_unit)
+    run_id = store.create_run({"source": label, "format": "cohen-tsv", "radius_unit": radius_unit},
+                              [r["index"] for r in rows], name=label, status="queued", kind="import")
+    store.add_rows(run_id, rows)
+    store.set_status(run_id, "done")
+    return run_id
+
+
+def load_rows(store: Store | None, ref) -> tuple[list[dict], dict]:
+    """Rows and a description for ``report``: ``ref`` is a TSV file path, a run id or a run name."""
+    p = Path(str(ref)).expanduser()
+    if p.is_file():
+        rows = parse_tsv(p)
+        return rows, {"source": str(p), "kind": "file", "radius_unit": DEFAULT_UNIT}
+    store = store or Store()
+    run_id = store.find_run(ref)
+    run = store.get_run(run_id)
+    rows = store.rows(run_id)
+    unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), run["params"].get("radius_unit"))
+    return rows, {"source": f"run {run_id}", "run_id": run_id, "name": run["name"], "kind": run["kind"],
+                  "status": run["status"], "total": run["total"], "params": run["params"],
+                  "radius_unit": unit}
