@@ -183,3 +183,532 @@ def predict_noise(model, x: torch.Tensor, sigma: float, n: int, alpha: float, ba
     label, pval = predict_from_counts(counts, alpha)
     return {"label": label, "p_value": pval, "counts": counts.tolist(), "n_forward": n,
             "seconds": time.perf_counter() - t0}
+
+
+# =========================================================================== parameter smoothing
+def device_generator(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:
+    """A generator on ``device`` seeded from ``generator`` (CPU): noise is drawn where the model
+    runs (no host->device copies of large noise tensors), deterministically per device type."""
+    if generator is None:
+        return None
+    if generator.device == torch.device(device) or torch.device(device).type == "cpu":
+        return generator
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+@dataclass
+class TransformSpec:
+    """A parameterised transformation ψ_β ready to call on a batch: ``fn(x_batch, params[B,d])``.
+
+    Built by :func:`resolve_transform` from a registry name or a callable; ``unit`` is the unit
+    of β (and of the radius), ``attacker_range`` the range C of the attacker per dimension."""
+
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    dim: int
+    unit: str
+    name: str
+    attacker_range: tuple[tuple[float, float], ...] | None = None
+    default_sigma: tuple[float, ...] = ()
+
+
+def resolve_transform(transform, interpolation: str = "bilinear", quantize: bool = True,
+                      dim: int | None = None, unit: str | None = None,
+                      attacker_range=None) -> TransformSpec:
+    """Turn ``transform`` (a registry name, a registry Transform, or a callable
+    ``(x_batch, params[B,d]) -> inputs``) into a :class:`TransformSpec`.
+
+    Registry transforms are called with ``interpolation`` and ``quantize`` (the realistic attacker
+    stores every image as k/255, DESIGN.md principle 3)."""
+    from semsmooth_core import transforms as _tr
+
+    if isinstance(transform, str):
+        transform = _tr.get(transform)
+    if isinstance(transform, _tr.Transform):
+        t = transform
+        if interpolation not in t.interpolations:
+            raise SemsmoothError(f"{t.name} supports interpolation {', '.join(t.interpolations)}, "
+                                 f"not {interpolation!r}")
+
+        def fn(xb, params, _t=t):
+            return _t(xb, params, interpolation=interpolation, quantize=quantize)
+
+        rng = attacker_range if attacker_range is not None else t.default_range
+        return TransformSpec(fn, t.dim, unit or t.unit, t.name, _norm_range(rng, t.dim),
+                             tuple(t.default_sigma))
+    if callable(transform):
+        d = int(dim or 1)
+        return TransformSpec(transform, d, unit or "parameter units",
+                             getattr(transform, "__name__", "callable"), _norm_range(attacker_range, d))
+    raise SemsmoothError(f"transform must be a registry name or a callable, got {type(transform).__name__}")
+
+
+def _norm_range(rng, d: int):
+    if rng is None:
+        return None
+    if isinstance(rng, (int, float)):
+        return tuple((-abs(float(rng)), abs(float(rng))) for _ in range(d))
+    rng = [tuple(float(v) for v in r) for r in rng]
+    if len(rng) != d or any(len(r) != 2 or r[0] > r[1] for r in rng):
+        raise SemsmoothError(f"attacker range must be {d} pairs (low, high), got {rng}")
+    return tuple(rng)
+
+
+def range_norm_max(rng, cov_inv_sqrt: torch.Tensor | None = None) -> float:
+    """The largest norm of a γ in the box C (the corner farthest from 0); in the Σ-norm of
+    Fischer App. B when ``cov_inv_sqrt`` is given. A certified radius beyond it covers all of C
+    (the paper clips radii to C, Tables 2-3, †)."""
+    import itertools
+
+    corners = torch.tensor(list(itertools.product(*rng)), dtype=torch.float64)
+    if cov_inv_sqrt is not None:
+        corners = corners @ cov_inv_sqrt.T
+    return float(corners.norm(dim=1).max())
+
+
+def parse_sigma(sigma, dim: int) -> tuple[torch.Tensor, bool]:
+    """Smoothing distribution β ~ N(0, Σ) from ``sigma``: a number (Σ = σ²·1, Thm 4.2), ``d``
+    standard deviations (Σ diagonal) or a ``d×d`` covariance (App. B). Returns (Σ float64,
+    isotropic?)."""
+    s = torch.as_tensor(sigma, dtype=torch.float64)
+    if s.ndim == 0 or (s.ndim == 1 and s.numel() == 1):
+        v = check_sigma(float(s.reshape(-1)[0]))
+        return torch.eye(dim, dtype=torch.float64) * v * v, True
+    if s.ndim == 1:
+        if s.numel() != dim:
+            raise SemsmoothError(f"need {dim} sigmas for this transformation, got {s.numel()}")
+        for v in s.tolist():
+            check_sigma(v)
+        iso = bool(torch.allclose(s, s[0].expand_as(s)))
+        return torch.diag(s * s), iso
+    if s.shape != (dim, dim):
+        raise SemsmoothError(f"covariance must be {dim}x{dim}, got {tuple(s.shape)}")
+    if not torch.allclose(s, s.T) or torch.linalg.eigvalsh(s).min() <= 0:
+        raise SemsmoothError("covariance must be symmetric positive definite")
+    iso = bool(torch.allclose(s, torch.eye(dim, dtype=torch.float64) * s[0, 0]))
+    return s, iso
+
+
+class _ParamSampler:
+    """β ~ N(0, Σ) drawn as ``L z`` (L = chol Σ) on the generator's device."""
+
+    def __init__(self, cov: torch.Tensor, generator, device):
+        self.L = torch.linalg.cholesky(cov).float()
+        self.gen = generator
+        self.dev = generator.device if generator is not None else device
+        self.out_dev = device
+
+    def __call__(self, b: int) -> torch.Tensor:
+        z = torch.randn((b, self.L.shape[0]), generator=self.gen, device=self.dev)
+        return (z @ self.L.T.to(self.dev)).to(self.out_dev)
+
+
+def _apply(spec: TransformSpec, x: torch.Tensor, params: torch.Tensor, preprocess) -> torch.Tensor:
+    xb = x.unsqueeze(0).expand(params.shape[0], *x.shape)
+    out = spec.fn(xb, params)
+    return preprocess(out) if preprocess is not None else out
+
+
+def _radius_fields(cov: torch.Tensor, iso: bool, spec: TransformSpec, p_a: float, rho: float,
+                   p_b_upper: float | None = None) -> tuple[float, str, dict]:
+    """Thm 4.2 radius (isotropic, in the transform's units) or the App. B Mahalanobis radius
+    ``sqrt(γᵀΣ⁻¹γ) < Φ⁻¹(p̲_A − ρ)`` (unit "Mahalanobis"), with per-axis radii in the
+    transform's units."""
+    sd = torch.sqrt(torch.diag(cov))
+    if iso:
+        r = stats.radius(float(sd[0]), p_a, p_b_upper, rho=rho)
+        return r, spec.unit, {}
+    r1 = stats.radius(1.0, p_a, p_b_upper, rho=rho)
+    return r1, f"Mahalanobis (sqrt(γᵀΣ⁻¹γ); γ in {spec.unit})", {
+        "axis_radii": [r1 * float(v) for v in sd], "axis_unit": spec.unit}
+
+
+def certify_transform(model, x: torch.Tensor, transform, sigma, n0: int, n: int, alpha: float,
+                      batch_size: int = 1000, generator: torch.Generator | None = None,
+                      progress: ProgressFn | None = None, interpolation: str = "bilinear",
+                      preprocess: Callable | None = None, num_classes: int | None = None,
+                      quantize: bool = True, dim: int | None = None, unit: str | None = None,
+                      attacker_range=None, clip: bool = False) -> Certificate:
+    """CERTIFY for parameter smoothing (Fischer Thm 4.2; anisotropic Σ: App. B).
+
+    ``g(x) = argmax_c P_β(f(ψ_β(x)) = c)``, β ~ N(0, Σ). Selection with ``n0`` samples of β,
+    estimation with ``n`` fresh ones; ``p̲_A = cp_lower(n_A, n, alpha)``; abstain unless
+    p̲_A > 1/2. Isotropic Σ = σ²·1: ``R = σ Φ⁻¹(p̲_A)`` in the transform's units (degrees,
+    pixels, log-factor, ...), certifying ``g(ψ_γ(x)) = c_A`` for ``‖γ‖₂ < R``. General Σ
+    (``sigma`` = per-axis std devs or a covariance): ``R = Φ⁻¹(p̲_A)`` in the Σ-norm
+    ``sqrt(γᵀΣ⁻¹γ)`` (``extra["axis_radii"]`` gives the radius along each axis in units).
+
+    ``transform``: registry name / Transform (called with ``interpolation`` and ``quantize``) or a
+    callable ``(x_batch, params[B,d]) -> inputs`` (``dim`` and ``unit`` describe it).
+    ``preprocess`` (e.g. vignette + low-pass) is applied to the transformed batch before the model.
+    Soundness: the guarantee holds exactly for transformations that compose (ψ_β∘ψ_γ = ψ_{β+γ});
+    for realistic (interpolated, rounded) images use :func:`certify_double`.
+    ``clip=True`` clips the radius to the attacker range C (flag ``extra["clipped"]``).
+    """
+    n0, n = check_n0_n(n0, n)
+    alpha = check_alpha(alpha)
+    batch_size = check_count("batch_size", batch_size)
+    x = _check_input(x)
+    spec = resolve_transform(transform, interpolation, quantize, dim, unit, attacker_range)
+    cov, iso = parse_sigma(sigma, spec.dim)
+    t0 = time.perf_counter()
+    device = model_device(model)
+    x = x.to(device)
+    gen = device_generator(generator, device)
+    sample = _ParamSampler(cov, gen, device)
+    make = lambda b: _apply(spec, x, sample(b), preprocess)  # noqa: E731
+    total = n0 + n
+    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
+    c_hat = int(c0.argmax())
+    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
+    p_lower = stats.cp_lower(int(c1[c_hat]), n, alpha)
+    r, unit_s, extra = _radius_fields(cov, iso, spec, p_lower, 0.0)
+    label = c_hat if p_lower > 0.5 else ABSTAIN
+    extra.update({"sigma": _sigma_repr(cov, iso), "n0": n0, "n": n, "transform": spec.name,
+                  "interpolation": interpolation, "smoothing": "transform",
+                  "attacker": "ideal composition ψ_β∘ψ_γ = ψ_{β+γ} (interpolation/rounding error not covered)"})
+    r = r if label != ABSTAIN else 0.0
+    if clip and spec.attacker_range is not None and label != ABSTAIN:
+        r, extra["clipped"] = _clip(r, spec, cov, iso)
+    return Certificate(label=label, radius=r, p_lower=p_lower, alpha=alpha, n_forward=total,
+                       seconds=time.perf_counter() - t0, radius_unit=unit_s, counts=c1.tolist(),
+                       extra=extra)
+
+
+def _sigma_repr(cov: torch.Tensor, iso: bool):
+    if iso:
+        return float(torch.sqrt(cov[0, 0]))
+    if torch.count_nonzero(cov - torch.diag(torch.diag(cov))) == 0:
+        return [float(v) for v in torch.sqrt(torch.diag(cov))]
+    return cov.tolist()
+
+
+def _clip(r: float, spec: TransformSpec, cov: torch.Tensor, iso: bool) -> tuple[float, bool]:
+    inv_sqrt = None
+    if not iso:
+        ev, V = torch.linalg.eigh(cov)
+        inv_sqrt = V @ torch.diag(ev.rsqrt()) @ V.T
+    cmax = range_norm_max(spec.attacker_range, inv_sqrt)
+    return (cmax, True) if r > cmax else (r, False)
+
+
+def predict_transform(model, x: torch.Tensor, transform, sigma, n: int, alpha: float,
+                      batch_size: int = 1000, generator: torch.Generator | None = None,
+                      progress: ProgressFn | None = None, interpolation: str = "bilinear",
+                      preprocess: Callable | None = None, num_classes: int | None = None,
+                      quantize: bool = True, dim: int | None = None) -> dict:
+    """PREDICT for parameter smoothing (Fischer Def. 4.1 with Cohen et al.'s test): the top
+    class over ``n`` samples of β if the two-sided binomial test of the top two counts rejects
+    at ``alpha``, else abstain."""
+    n = check_count("n", n)
+    alpha = check_alpha(alpha)
+    x = _check_input(x)
+    spec = resolve_transform(transform, interpolation, quantize, dim)
+    cov, _ = parse_sigma(sigma, spec.dim)
+    t0 = time.perf_counter()
+    device = model_device(model)
+    x = x.to(device)
+    sample = _ParamSampler(cov, device_generator(generator, device), device)
+    counts = count_votes(model, lambda b: _apply(spec, x, sample(b), preprocess), n, batch_size,
+                         num_classes, progress)
+    label, pval = predict_from_counts(counts, alpha)
+    return {"label": label, "p_value": pval, "counts": counts.tolist(), "n_forward": n,
+            "seconds": time.perf_counter() - t0}
+
+
+# =========================================================================== double smoothing
+StageFn = Callable[[str], None]
+"""``on_stage(name)``: called when a certification enters a stage ("outer selection",
+"inner smoothing at the sampled β", ...), for progress displays."""
+
+
+def inner_threshold(E: float, sigma_eps: float) -> float:
+    """θ = Φ(E/σ_ε): the inner l2-smoothed classifier certifies radius >= E exactly when
+    p̲_A >= θ (Fischer §6.2 with Thm 3.1; :func:`stats.prob_lower_needed`)."""
+    return stats.prob_lower_needed(E, sigma_eps)
+
+
+def double_rho(alpha_eps: float, q_E_lower: float, alpha_E: float, inner_mode: str = "lemma") -> float:
+    """ρ of Fischer Lemma 4.3 / §6.2 for double smoothing: the probability that the erroneous base
+    classifier f̂ ("the inner smoothing certifies c_A with radius >= E at ψ_β(x)") differs from
+    f ("c_A and truly robust on B_E(ψ_{β+γ}(x))").
+
+    - ``inner_mode="lemma"`` (default): ``ρ = α_ε + (1 − q̲_E) + α_E``. Each inner test runs at
+      α_ε; its error is a property of ONE draw of f̂, so it is absorbed in ρ and no Bonferroni
+      over the n_γ inner tests is needed. (The paper prints ``q_E`` where it means the failure
+      part ``1 − q̲_E``.)
+    - ``inner_mode="bonferroni"``: the inner tests run at α_ε/n_γ so that all n_γ inner
+      certificates hold simultaneously with probability >= 1 − α_ε; then ρ = (1 − q̲_E) + α_E and
+      α_ε moves into the total failure probability instead (see :func:`double_total_failure`).
+      The reference code did the Bonferroni split AND dropped α_ε everywhere — unsound.
+    """
+    if inner_mode == "lemma":
+        return float(alpha_eps) + (1.0 - float(q_E_lower)) + float(alpha_E)
+    if inner_mode == "bonferroni":
+        return (1.0 - float(q_E_lower)) + float(alpha_E)
+    raise SemsmoothError(f"inner_mode must be 'lemma' or 'bonferroni', got {inner_mode!r}")
+
+
+def double_total_failure(alpha_gamma: float, alpha_eps: float, alpha_E: float,
+                         inner_mode: str = "lemma") -> float:
+    """The probability that a double-smoothing certificate is wrong, all sources together:
+    the outer Clopper-Pearson bound (α_γ), the one-off estimate of q̲_E that every input shares
+    (α_E — kept in ρ as the paper does, and counted here because q̲_E is drawn once, not per
+    sample), and with ``inner_mode="bonferroni"`` the simultaneous inner certificates (α_ε)."""
+    extra = float(alpha_eps) if inner_mode == "bonferroni" else 0.0
+    return float(alpha_gamma) + float(alpha_E) + extra
+
+
+def transformed_inputs(x: torch.Tensor, transform, params, interpolation: str = "bilinear",
+                       preprocess: Callable | None = None, quantize: bool = True) -> torch.Tensor:
+    """``preprocess(ψ^I_β(x))`` for a batch of parameters (the images the inner smoothing sees);
+    used by the app's gallery."""
+    spec = resolve_transform(transform, interpolation, quantize,
+                             dim=torch.as_tensor(params).reshape(len(params), -1).shape[1])
+    p = torch.as_tensor(params, dtype=torch.float32, device=x.device).reshape(len(params), -1)
+    return _apply(spec, _check_input(x).to(x.device), p, preprocess)
+
+
+def _images(spec, x, params, preprocess, batch_size):
+    outs = [_apply(spec, x, params[i:i + batch_size], preprocess) for i in range(0, len(params), batch_size)]
+    return torch.cat(outs) if outs else x.new_zeros((0, *x.shape))
+
+
+def _noise(shape, gen, device, dtype):
+    return torch.randn(shape, generator=gen, device=gen.device if gen is not None else device,
+                       dtype=dtype).to(device, non_blocking=True)
+
+
+@torch.no_grad()
+def _inner_round(model, Z, idx, sigma_eps, gen, batch_size, num_classes, counts, device, progress, done, total):
+    """Classify ``Z[idx] + N(0, σ_ε²)`` in batches; accumulate per-(β, class) counts on the device."""
+    for s in range(0, idx.numel(), batch_size):
+        ii = idx[s:s + batch_size]
+        zb = Z[ii]
+        logits = model(zb + sigma_eps * _noise(zb.shape, gen, device, zb.dtype))
+        if counts[0] is None:
+            nc = num_classes or logits.shape[-1]
+            counts[0] = torch.zeros(Z.shape[0] * nc, dtype=torch.long, device=device)
+            counts[1] = nc
+        pred = logits.argmax(-1).clamp_max(counts[1] - 1)
+        counts[0] += torch.bincount(ii * counts[1] + pred, minlength=counts[0].numel())
+        done += ii.numel()
+        if progress is not None:
+            progress(done, total)
+    return done
+
+
+def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: float, E: float,
+                   q_E_lower: float, n0: int, n_gamma: int, n_eps: int, alpha_gamma: float,
+                   alpha_eps: float, alpha_E: float, *, batch_size: int = 1000,
+                   generator: torch.Generator | None = None, progress: ProgressFn | None = None,
+                   on_stage: StageFn | None = None, interpolation: str = "bilinear",
+                   preprocess: Callable | None = None, num_classes: int | None = None,
+                   attacker_range=None, E_worst_case: bool = False, inner_mode: str = "lemma",
+                   sequential=None, clip: bool = True, dim: int | None = None,
+                   unit: str | None = None, quantize: bool = True) -> Certificate:
+    """CERTIFY by double smoothing (Fischer §5.2, §6.2, Lemma 4.3).
+
+    Outer: β ~ N(0, Σ_γ) over the realistic transform ψ^I_β (interpolated, rounded to k/255,
+    then ``preprocess``). Base classifier f̂(β) = c_A iff the inner Gaussian smoothing of the model
+    with σ_ε certifies c_A at z_β = preprocess(ψ^I_β(x)) with l2 radius >= E, i.e. iff
+    ``cp_lower(k_β, n_ε, α_in) >= Φ(E/σ_ε)`` (α_in = α_ε, or α_ε/n_γ with
+    ``inner_mode="bonferroni"``). c_A is chosen by ``n0`` selection samples (one noisy pass per
+    sampled β) independent of the estimation samples, so the inner test needs no selection of
+    its own. Outer: S = #{β : f̂(β) = c_A} among ``n_gamma`` samples,
+    ``p̲_A = cp_lower(S, n_γ, α_γ)``, ρ = :func:`double_rho`, label c_A iff p̲_A − ρ > 1/2 and
+    ``R = σ_γ Φ⁻¹(p̲_A − ρ)`` (Lemma 4.3, shortcut p̄_B = 1 − p̲_A) in the transform's units —
+    Σ-norm (App. B) for an anisotropic Σ_γ. With ``clip`` the radius is clipped to the attacker
+    range C that E was computed for (``extra["clipped"]``), as the paper's † entries.
+
+    Guarantee: with probability >= 1 − ``extra["total_failure"]`` (:func:`double_total_failure`),
+    g(ψ^I_γ(x)) = c_A for every γ in C with ‖γ‖ < R, against an attacker who draws γ ~ U(C)
+    (``E_worst_case=False``: E, q̲_E from the distributional estimate), or against every γ in C
+    (``E_worst_case=True``: E bounds max_γ ‖ε‖ for the sampled β) — ``extra["attacker"]``.
+    E must live in the space of the inner noise: measured after ``preprocess``.
+
+    ``sequential``: None (fixed n_ε for every β, as the paper), ``"looks"`` / ``"mixture"``
+    (planner's default schedule, :func:`semsmooth_core.planner.inner_plan`), or a
+    :class:`stats.SequentialPlan` with ``plan.alpha <= α_in`` and ``plan.n_max == n_eps``. The
+    sequential inner test stops each β as soon as its decision is made soundly; the outer stops
+    early only when the final decision is already fixed (abstain whatever the remaining β give,
+    or the clipped radius reached) — both exact. All inner samples of a round are drawn and
+    classified in batches on the model's device, counted with ``bincount`` there.
+    """
+    t0 = time.perf_counter()
+    sigma_eps = check_sigma(sigma_eps, "sigma_eps")
+    n0 = check_count("n0", n0)
+    n_gamma = check_count("n_gamma", n_gamma)
+    n_eps = check_count("n_eps", n_eps)
+    if n0 > n_gamma:
+        raise SemsmoothError(f"n0 ({n0}) must not exceed n_gamma ({n_gamma})")
+    alpha_gamma = check_alpha(alpha_gamma, "alpha_gamma")
+    alpha_eps = check_alpha(alpha_eps, "alpha_eps")
+    alpha_E = check_alpha(alpha_E, "alpha_E")
+    if not (0.0 < float(q_E_lower) <= 1.0):
+        raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q_E_lower!r}")
+    E = float(E)
+    if not (E >= 0.0) or not torch.isfinite(torch.tensor(E)):
+        raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
+    batch_size = check_count("batch_size", batch_size)
+    x = _check_input(x)
+    spec = resolve_transform(transform, interpolation, quantize, dim, unit, attacker_range)
+    cov, iso = parse_sigma(sigma_gamma, spec.dim)
+    rho = double_rho(alpha_eps, q_E_lower, alpha_E, inner_mode)
+    total_failure = double_total_failure(alpha_gamma, alpha_eps, alpha_E, inner_mode)
+    alpha_in = alpha_eps / n_gamma if inner_mode == "bonferroni" else alpha_eps
+    theta = inner_threshold(E, sigma_eps)
+    plan = _inner_plan(sequential, n_eps, alpha_in, theta)
+    if stats.sequential_min_success_n(plan, theta) is None:
+        raise SemsmoothError(
+            f"E = {E:g} can never be certified by the inner smoothing (sigma_eps {sigma_eps:g}, "
+            f"n_eps {n_eps}, alpha {alpha_in:.3g}): needs p_A >= {theta:.4f} but the best bound "
+            f"is {stats.cp_lower(n_eps, n_eps, alpha_in):.4f}; lower E, raise sigma_eps or n_eps")
+    seq = sequential is not None
+
+    device = model_device(model)
+    x = x.to(device)
+    gen = device_generator(generator, device)
+    sample = _ParamSampler(cov, gen, device)
+    stage = on_stage or (lambda s: None)
+    total = n0 + n_gamma * n_eps
+
+    # ---- outer selection: n0 betas, one noisy pass each
+    stage("outer selection")
+    def make_sel(b):
+        z = _apply(spec, x, sample(b), preprocess)
+        return z + sigma_eps * _noise(z.shape, gen, device, z.dtype)
+    c0 = count_votes(model, make_sel, n0, batch_size, num_classes, progress, 0, total)
+    nc = num_classes or c0.numel()
+    c_a = int(c0.argmax())
+
+    # ---- outer estimation: n_gamma betas, inner smoothing at each
+    stage("transforming the sampled β")
+    betas = sample(n_gamma)
+    Z = _images(spec, x, betas, preprocess, batch_size)
+    stage("inner smoothing at the sampled β")
+    status = torch.zeros(n_gamma, dtype=torch.int8)          # 0 open, 1 success, 2 failure
+    n_used = torch.zeros(n_gamma, dtype=torch.long)
+    counts = [None, nc]
+    done = n0
+    cmax = None
+    if clip and spec.attacker_range is not None:
+        inv_sqrt = None
+        if not iso:
+            ev, V = torch.linalg.eigh(cov)
+            inv_sqrt = V @ torch.diag(ev.rsqrt()) @ V.T
+        cmax = range_norm_max(spec.attacker_range, inv_sqrt)
+    sig_out = 1.0 if not iso else float(torch.sqrt(cov[0, 0]))
+    stopped_early = None
+    prev = 0
+    for j, look in enumerate(plan.looks):
+        open_idx = torch.nonzero(status == 0).flatten()
+        if open_idx.numel() == 0:
+            break
+        idx = open_idx.repeat_interleave(look - prev).to(device)
+        done = _inner_round(model, Z, idx, sigma_eps, gen, batch_size, nc, counts, device, progress,
+                            done, total)
+        n_used[open_idx] = look
+        k = counts[0].view(n_gamma, nc)[:, c_a].cpu()
+        succ, fail = stats.sequential_decide(plan, j, k[open_idx].numpy(), theta)
+        status[open_idx[torch.from_numpy(succ)]] = 1
+        status[open_idx[torch.from_numpy(fail)]] = 2
+        prev = look
+        if seq:
+            S = int((status == 1).sum())
+            U = int((status == 0).sum())
+            if U and stats.cp_lower(S + U, n_gamma, alpha_gamma) - rho <= 0.5:
+                stopped_early = "abstain: even all open β certified could not clear 1/2"
+                break
+            if U and cmax is not None and stats.radius(sig_out, stats.cp_lower(S, n_gamma, alpha_gamma),
+                                                       rho=rho) >= cmax:
+                stopped_early = "radius already reaches the attacker range C"
+                break
+    if progress is not None:
+        progress(done, done)
+    S = int((status == 1).sum())
+    p_lower = stats.cp_lower(S, n_gamma, alpha_gamma)
+    r, unit_s, extra = _radius_fields(cov, iso, spec, p_lower, rho)
+    label = c_a if p_lower - rho > 0.5 else ABSTAIN
+    r = r if label != ABSTAIN else 0.0
+    clipped = False
+    if cmax is not None and label != ABSTAIN and r > cmax:
+        r, clipped = cmax, True
+    cc = counts[0].view(n_gamma, nc).cpu() if counts[0] is not None else torch.zeros(n_gamma, nc, dtype=torch.long)
+    extra.update({
+        "smoothing": "double", "transform": spec.name, "interpolation": interpolation,
+        "sigma_gamma": _sigma_repr(cov, iso), "sigma_eps": sigma_eps, "E": E, "q_E_lower": float(q_E_lower),
+        "n0": n0, "n_gamma": n_gamma, "n_eps": n_eps, "alpha_gamma": alpha_gamma, "alpha_eps": alpha_eps,
+        "alpha_E": alpha_E, "alpha_inner": alpha_in, "inner_mode": inner_mode, "inner_threshold": theta,
+        "total_failure": total_failure, "clipped": clipped,
+        "attacker_range": [list(r_) for r_ in spec.attacker_range] if spec.attacker_range else None,
+        "attacker": ("worst case: every γ in C (E bounds max over γ in C)" if E_worst_case
+                     else "random: γ ~ U(C) (E, q_E from the distributional estimate)"),
+        "sequential": None if not seq else {"method": plan.method, "looks": list(plan.looks),
+                                            "alphas": list(plan.alphas), "futility_alpha": plan.futility_alpha},
+        "stopped_early": stopped_early, "outer_successes": S,
+        "outer_decided": int((status != 0).sum()),
+        "betas": betas.cpu().tolist(), "inner_hits": cc[:, c_a].tolist(), "inner_n": n_used.tolist(),
+        "inner_verdict": ["certified" if s == 1 else ("not certified" if s == 2 else "not run")
+                          for s in status.tolist()],
+        "inner_class_totals": cc.sum(0).tolist(), "selection_counts": c0.tolist(),
+    })
+    return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
+                       seconds=time.perf_counter() - t0, radius_unit=unit_s, rho=rho,
+                       counts=[S, n_gamma - S], extra=extra)
+
+
+def _inner_plan(sequential, n_eps: int, alpha_in: float, theta: float) -> stats.SequentialPlan:
+    if sequential is None or sequential is False:
+        return stats.make_sequential_plan(alpha_in, [n_eps])
+    if isinstance(sequential, stats.SequentialPlan):
+        if sequential.alpha > alpha_in * (1 + 1e-9) or sequential.n_max != n_eps:
+            raise SemsmoothError("sequential plan must spend at most alpha_eps and end at n_eps")
+        return sequential
+    from semsmooth_core import planner
+
+    method = "looks" if sequential is True else str(sequential)
+    return planner.inner_plan(n_eps, alpha_in, theta, method=method)
+
+
+def predict_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: float, n_gamma: int,
+                   n_eps: int, alpha_gamma: float, alpha_eps: float, *, batch_size: int = 1000,
+                   generator: torch.Generator | None = None, progress: ProgressFn | None = None,
+                   interpolation: str = "bilinear", preprocess: Callable | None = None,
+                   num_classes: int | None = None, quantize: bool = True, dim: int | None = None) -> dict:
+    """PREDICT for the double-smoothed classifier: at each of ``n_gamma`` sampled β the inner
+    smoothed classifier votes its top class when the binomial test of its top two counts over
+    ``n_eps`` noisy samples rejects at ``alpha_eps`` (else no vote); the outer binomial test of
+    the top two vote counts at ``alpha_gamma`` decides (Cohen et al.'s PREDICT at both levels)."""
+    from scipy import stats as _sst
+
+    sigma_eps = check_sigma(sigma_eps, "sigma_eps")
+    n_gamma, n_eps = check_count("n_gamma", n_gamma), check_count("n_eps", n_eps)
+    alpha_gamma, alpha_eps = check_alpha(alpha_gamma, "alpha_gamma"), check_alpha(alpha_eps, "alpha_eps")
+    x = _check_input(x)
+    t0 = time.perf_counter()
+    spec = resolve_transform(transform, interpolation, quantize, dim)
+    cov, _ = parse_sigma(sigma_gamma, spec.dim)
+    device = model_device(model)
+    x = x.to(device)
+    gen = device_generator(generator, device)
+    Z = _images(spec, x, _ParamSampler(cov, gen, device)(n_gamma), preprocess, batch_size)
+    counts = [None, num_classes]
+    idx = torch.arange(n_gamma, device=device).repeat_interleave(n_eps)
+    done = _inner_round(model, Z, idx, sigma_eps, gen, batch_size, num_classes, counts, device, progress,
+                        0, n_gamma * n_eps)
+    cc = counts[0].view(n_gamma, counts[1]).cpu()
+    top2 = torch.topk(cc, k=min(2, cc.shape[1]), dim=1)
+    na = top2.values[:, 0].numpy()
+    nb = top2.values[:, 1].numpy() if cc.shape[1] > 1 else na * 0
+    # two-sided binomial test per β, vectorised: p = P(|X - m/2| >= |n_a - m/2|), X ~ Bin(m, 1/2)
+    m = na + nb
+    lo = _sst.binom.cdf(nb, m, 0.5)
+    pv = (2 * lo).clip(max=1.0)
+    votes = torch.where(torch.from_numpy(pv <= alpha_eps), top2.indices[:, 0], torch.full_like(top2.indices[:, 0], -1))
+    outer = torch.bincount(votes[votes >= 0], minlength=counts[1])
+    label, pval = predict_from_counts(outer, alpha_gamma)
+    return {"label": label, "p_value": pval, "counts": outer.tolist(), "n_forward": done,
+            "abstained_votes": int((votes < 0).sum()), "seconds": time.perf_counter() - t0}

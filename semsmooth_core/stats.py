@@ -142,3 +142,136 @@ def min_samples_for_radius(radius_: float, sigma: float, alpha: float, rho: floa
         if n > n_max:
             raise SemsmoothError(f"more than {n_max} samples needed for radius {radius_:g}")
     return n
+
+
+# =========================================================================== sequential
+# Sequential tests for the inner decision of double smoothing (Fischer §6.2): does p_A clear a
+# threshold θ = Φ(E/σ_ε)? (Beyond the paper: the paper and the reference code always draw n_ε.)
+# Soundness rests on one property only: under H0 (p_A < θ) the probability of EVER declaring
+# "success" is at most α. Declaring "failure" early never hurts soundness (it only costs power).
+from dataclasses import dataclass as _dataclass
+
+
+def mixture_log_martingale(k, n, theta: float, a: float = 1.0, b: float = 1.0):
+    """Log of the beta-mixture likelihood ratio ``M_n`` for H0: p <= θ (anytime-valid test).
+
+    ``M_n = ∫_θ^1 p^k (1-p)^(n-k) π(p) dp / (θ^k (1-θ)^(n-k))`` with π = Beta(a, b) truncated to
+    (θ, 1) (Robbins' method of mixtures; Howard et al. 2021, "Time-uniform, nonparametric,
+    nonasymptotic confidence sequences", §3). For every p0 <= θ each mixture component
+    ``(p/θ)^X ((1-p)/(1-θ))^(1-X)`` (p > θ) has mean <= 1 under Bernoulli(p0), so M_n is a
+    nonnegative supermartingale with M_0 = 1 and Ville's inequality gives
+    ``P(sup_n M_n >= 1/α) <= α``: rejecting H0 as soon as ``M_n >= 1/α`` is valid at ANY
+    stopping rule. Closed form: ``B(a+k, b+n-k) S_θ(a+k, b+n-k) / (B(a,b) S_θ(a,b))`` over
+    ``θ^k (1-θ)^(n-k)``, S_θ the Beta survival function. Vectorised over k and n.
+    """
+    from scipy import special as _sp
+
+    k = np.asarray(k, dtype=float)
+    n = np.asarray(n, dtype=float)
+    if not (0.0 < theta < 1.0):
+        raise SemsmoothError(f"threshold must lie in (0,1), got {theta!r}")
+    A, B = a + k, b + n - k
+    num = _sp.betaln(A, B) + _st.beta.logsf(theta, A, B)
+    den = _sp.betaln(a, b) + _st.beta.logsf(theta, a, b)
+    lr = num - den - (k * math.log(theta) + (n - k) * math.log1p(-theta))
+    return float(lr) if np.ndim(lr) == 0 else lr
+
+
+@_dataclass(frozen=True)
+class SequentialPlan:
+    """A sound early-stopping rule for the test "p_A >= θ" on a stream of Bernoulli samples.
+
+    ``looks``: increasing sample counts at which the counts are inspected (the last one is the
+    maximum n). ``method``:
+
+    - ``"looks"``: alpha spending over a fixed schedule (Bonferroni over looks): at look j declare
+      success when ``cp_lower(k_j, n_j, alpha_j) >= θ``; ``sum(alpha_j) <= alpha``. With one
+      look this is exactly the fixed-size Clopper-Pearson test of Fischer Alg. 1.
+    - ``"mixture"``: the anytime-valid beta-mixture martingale (:func:`mixture_log_martingale`)
+      with prior Beta(``prior_a``, ``prior_b``); the whole ``alpha`` is used at every look.
+
+    Early failure: (i) curtailment — stop when no later look can reach success even if every
+    remaining sample succeeds (never changes a decision); (ii) optional non-binding futility —
+    stop when ``cp_upper(k_j, n_j, futility_alpha) < θ``. Both only ever declare failure, so
+    the type-I error (false success) stays <= alpha.
+    """
+
+    looks: tuple[int, ...]
+    alphas: tuple[float, ...] = ()
+    method: str = "looks"
+    futility_alpha: float | None = None
+    prior_a: float = 1.0
+    prior_b: float = 1.0
+
+    @property
+    def n_max(self) -> int:
+        return int(self.looks[-1])
+
+    @property
+    def alpha(self) -> float:
+        return float(sum(self.alphas)) if self.method == "looks" else float(self.alphas[0])
+
+
+def make_sequential_plan(alpha: float, looks: Sequence[int], weights: Sequence[float] | None = None,
+                         method: str = "looks", futility_alpha: float | None = None,
+                         prior_a: float = 1.0, prior_b: float = 1.0) -> SequentialPlan:
+    """Build a :class:`SequentialPlan` spending ``alpha`` over ``looks`` (weights normalised to
+    sum 1; default: everything at the last look except 1/4 shared by the earlier looks)."""
+    check_alpha(alpha)
+    looks = tuple(int(v) for v in looks)
+    if not looks or any(v < 1 for v in looks) or any(b <= a for a, b in zip(looks, looks[1:])):
+        raise SemsmoothError(f"looks must be increasing positive counts, got {list(looks)}")
+    if method not in ("looks", "mixture"):
+        raise SemsmoothError(f"unknown sequential method {method!r}; use 'looks' or 'mixture'")
+    if futility_alpha is not None:
+        check_alpha(futility_alpha, "futility_alpha")
+    if method == "mixture":
+        return SequentialPlan(looks, (float(alpha),), "mixture", futility_alpha, prior_a, prior_b)
+    L = len(looks)
+    if weights is None:
+        weights = [1.0] if L == 1 else [0.25 / (L - 1)] * (L - 1) + [0.75]
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (L,) or np.any(w <= 0):
+        raise SemsmoothError("need one positive alpha weight per look")
+    alphas = tuple(float(v) for v in alpha * w / w.sum())
+    return SequentialPlan(looks, alphas, "looks", futility_alpha)
+
+
+def _success_at(plan: SequentialPlan, j: int, k, theta: float):
+    n = plan.looks[j]
+    if plan.method == "mixture":
+        return mixture_log_martingale(k, n, theta, plan.prior_a, plan.prior_b) >= math.log(1.0 / plan.alphas[0])
+    return np.asarray(cp_lower(k, np.full_like(np.asarray(k), n), plan.alphas[j])) >= theta
+
+
+def sequential_decide(plan: SequentialPlan, j: int, k, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Decisions at look ``j`` for counts ``k`` (array, successes among ``plan.looks[j]``
+    samples): returns boolean arrays ``(success, failure)``; neither = continue. At the last look
+    every undecided stream fails. Type-I error <= plan.alpha (see :class:`SequentialPlan`)."""
+    k = np.asarray(k, dtype=np.int64)
+    theta = float(theta)
+    if theta >= 1.0:
+        return np.zeros(k.shape, bool), np.ones(k.shape, bool)
+    theta = max(theta, 1e-12)
+    success = np.asarray(_success_at(plan, j, k, theta), dtype=bool)
+    if j == len(plan.looks) - 1:
+        return success, ~success
+    # curtailment: can any later look still succeed if all remaining samples succeed?
+    reachable = np.zeros(k.shape, bool)
+    for jj in range(j + 1, len(plan.looks)):
+        kmax = k + (plan.looks[jj] - plan.looks[j])
+        reachable |= np.asarray(_success_at(plan, jj, kmax, theta), dtype=bool)
+    failure = ~success & ~reachable
+    if plan.futility_alpha is not None:
+        n = plan.looks[j]
+        failure |= ~success & (np.asarray(cp_upper(k, np.full_like(k, n), plan.futility_alpha)) < theta)
+    return success, failure
+
+
+def sequential_min_success_n(plan: SequentialPlan, theta: float) -> int | None:
+    """The first look at which an all-success stream is declared a success (None: never) — the
+    best case cost of one inner test."""
+    for j, n in enumerate(plan.looks):
+        if bool(np.asarray(_success_at(plan, j, np.array([n]), theta))[0]):
+            return int(n)
+    return None
