@@ -10,6 +10,8 @@ build on the same pieces.
 from __future__ import annotations
 
 import time
+
+import numpy as np
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -712,3 +714,219 @@ def predict_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     label, pval = predict_from_counts(outer, alpha_gamma)
     return {"label": label, "p_value": pval, "counts": outer.tolist(), "n_forward": done,
             "abstained_votes": int((votes < 0).sum()), "seconds": time.perf_counter() - t0}
+
+
+# =========================================================================== k-smoothing
+def partition_masks(kind, shape) -> torch.Tensor:
+    """Masks ``[K, C, H, W]`` (0/1, disjoint, covering the input) for k-smoothing (Fischer §6.3):
+    ``"halves"`` (left | right), ``"channels"`` (one per colour channel), ``"quadrants"``
+    (top-left, top-right, bottom-left, bottom-right), ``"none"`` (one partition), or a given
+    tensor of masks."""
+    C, H, W = shape
+    if isinstance(kind, torch.Tensor):
+        m = kind.float()
+        if m.ndim != 4 or tuple(m.shape[1:]) != (C, H, W) or not torch.all(m.sum(0) == 1):
+            raise SemsmoothError("partition masks must be [K,C,H,W], 0/1, and cover each entry exactly once")
+        return m
+    ms = []
+    if kind in ("none", None):
+        ms = [torch.ones(C, H, W)]
+    elif kind == "halves":
+        left = torch.zeros(C, H, W)
+        left[..., : W // 2] = 1
+        ms = [left, 1 - left]
+    elif kind == "channels":
+        for c in range(C):
+            m = torch.zeros(C, H, W)
+            m[c] = 1
+            ms.append(m)
+    elif kind == "quadrants":
+        for top in (True, False):
+            for lft in (True, False):
+                m = torch.zeros(C, H, W)
+                rs = slice(0, H // 2) if top else slice(H // 2, H)
+                cs = slice(0, W // 2) if lft else slice(W // 2, W)
+                m[:, rs, cs] = 1
+                ms.append(m)
+    else:
+        raise SemsmoothError(f"unknown partition {kind!r}; use halves, channels, quadrants or none")
+    return torch.stack(ms)
+
+
+def _per_level(v, K, name, fn):
+    vals = list(v) if isinstance(v, (list, tuple)) else [v] * K
+    if len(vals) != K:
+        raise SemsmoothError(f"{name} needs one value per partition ({K}), got {len(vals)}")
+    return [fn(x) for x in vals]
+
+
+def ksmooth_rho(alpha_eps: list[float], q_E_lower, alpha_E: float) -> float:
+    """ρ of the outer Lemma 4.3 step of k-smoothing (Fischer §6.3): ``α_1`` (the failure of the
+    outermost inner certificate; deeper levels are absorbed level by level, see
+    :func:`certify_ksmooth`) + ``P(some ‖ε_k‖ >= E_k)`` (<= Σ_k (1 − q̲_{E_k}) by the union bound,
+    or ``1 − q̲`` of a joint estimate given as one number) + α_E."""
+    q_fail = (1.0 - float(q_E_lower)) if not isinstance(q_E_lower, (list, tuple)) else \
+        sum(1.0 - float(q) for q in q_E_lower)
+    return float(alpha_eps[0]) + q_fail + float(alpha_E)
+
+
+@torch.no_grad()
+def _ksmooth_counts(model, Z, masks, sigmas, n_levels, gen, device, batch_size, num_classes,
+                    progress, done, total):
+    """Class counts at the innermost level for every prefix (β, j_1..j_{K-1}):
+    ``[n_β · Π_{k<K} n_k, classes]``. Input of sample (β, j_1..j_K) is
+    ``z_β + Σ_k σ_k M_k ⊙ ε_k[β, j_1..j_k]`` — the noise of level k is shared by all samples
+    below it, as the nested smoothing prescribes."""
+    K = len(n_levels)
+    nb = Z.shape[0]
+    P_in = int(np.prod(n_levels[:-1])) if K > 1 else 1
+    n_last = n_levels[-1]
+    per_beta = P_in * n_last
+    chunk = max(1, (batch_size * 8) // per_beta)
+    sm = [(sigmas[k] * masks[k]).to(device) for k in range(K)]
+    out = None
+    for b0 in range(0, nb, chunk):
+        b1 = min(nb, b0 + chunk)
+        cb = b1 - b0
+        # noise sums of the outer levels per prefix: [cb, n_1, ..., n_{K-1}, C,H,W]
+        acc = Z[b0:b1].clone().view(cb, *([1] * (K - 1)), *Z.shape[1:])
+        for k in range(K - 1):
+            shape = (cb, *n_levels[:k + 1], *([1] * (K - 2 - k)), *Z.shape[1:])
+            acc = acc + sm[k] * _noise(shape, gen, device, Z.dtype)
+        acc = acc.expand(cb, *n_levels[:-1], *Z.shape[1:]).reshape(cb * P_in, *Z.shape[1:])
+        idx = torch.arange(cb * P_in, device=device).repeat_interleave(n_last)
+        cnt = None
+        for s in range(0, idx.numel(), batch_size):
+            ii = idx[s:s + batch_size]
+            zb = acc[ii]
+            logits = model(zb + sm[K - 1] * _noise(zb.shape, gen, device, zb.dtype))
+            nc = num_classes or logits.shape[-1]
+            if cnt is None:
+                cnt = torch.zeros(cb * P_in * nc, dtype=torch.long, device=device)
+            cnt += torch.bincount(ii * nc + logits.argmax(-1).clamp_max(nc - 1), minlength=cnt.numel())
+            done += ii.numel()
+            if progress is not None:
+                progress(done, total)
+        cnt = cnt.view(cb * P_in, nc).cpu()
+        out = cnt if out is None else torch.cat([out, cnt])
+    return out, done
+
+
+def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E, q_E_lower, n0: int,
+                    n_gamma: int, n_eps, alpha_gamma: float, alpha_eps, alpha_E: float, *,
+                    partitions="halves", batch_size: int = 1000, generator: torch.Generator | None = None,
+                    progress: ProgressFn | None = None, on_stage: StageFn | None = None,
+                    interpolation: str = "bilinear", preprocess: Callable | None = None,
+                    num_classes: int | None = None, attacker_range=None, E_worst_case: bool = False,
+                    clip: bool = True, dim: int | None = None, unit: str | None = None,
+                    quantize: bool = True) -> Certificate:
+    """CERTIFY by k-smoothing (Fischer §6.3): double smoothing whose inner smoothing is nested
+    over K partitions of the input (halves, colour channels, quadrants), with a bound E_k per
+    partition. ``sigma_eps``, ``E``, ``n_eps``, ``alpha_eps`` are per partition (or one value
+    for all); ``q_E_lower`` per partition (union bound) or one joint value.
+
+    Nesting (f_K the base model, level K innermost): f_K-smoothing over ε_K certifies
+    ``c_A`` with radius >= E_K when ``cp_lower(k, n_K, α_K) >= Φ(E_K/σ_K)``; level k < K smooths
+    the level-(k+1) verdict over ε_k and certifies radius >= E_k when
+    ``cp_lower(S, n_k, α_k) − α_{k+1} >= Φ(E_k/σ_k)`` (Lemma 4.3 with ρ = α_{k+1}). The outer
+    step is as in :func:`certify_double` with ρ = :func:`ksmooth_rho`. Cost: n_γ · Π_k n_k
+    forward passes (the paper's n_γ · n_L · n_R), all drawn and classified in device batches.
+    """
+    t0 = time.perf_counter()
+    x = _check_input(x)
+    masks = partition_masks(partitions, tuple(x.shape))
+    K = masks.shape[0]
+    sig = _per_level(sigma_eps, K, "sigma_eps", lambda v: check_sigma(v, "sigma_eps"))
+    Es = _per_level(E, K, "E", float)
+    ns = _per_level(n_eps, K, "n_eps", lambda v: check_count("n_eps", v))
+    als = _per_level(alpha_eps, K, "alpha_eps", lambda v: check_alpha(v, "alpha_eps"))
+    n0, n_gamma = check_count("n0", n0), check_count("n_gamma", n_gamma)
+    alpha_gamma, alpha_E = check_alpha(alpha_gamma, "alpha_gamma"), check_alpha(alpha_E, "alpha_E")
+    batch_size = check_count("batch_size", batch_size)
+    spec = resolve_transform(transform, interpolation, quantize, dim, unit, attacker_range)
+    cov, iso = parse_sigma(sigma_gamma, spec.dim)
+    rho = ksmooth_rho(als, q_E_lower, alpha_E)
+    for k in range(K):
+        best = stats.cp_lower(ns[k], ns[k], als[k]) - (als[k + 1] if k + 1 < K else 0.0)
+        if best < inner_threshold(Es[k], sig[k]):
+            raise SemsmoothError(f"E = {Es[k]:g} of partition {k + 1} can never be certified at n_eps "
+                                 f"{ns[k]} (needs p_A >= {inner_threshold(Es[k], sig[k]):.4f}, best "
+                                 f"bound {best:.4f}); lower E, raise sigma_eps or n_eps")
+    device = model_device(model)
+    x = x.to(device)
+    masks = masks.to(device)
+    gen = device_generator(generator, device)
+    sample = _ParamSampler(cov, gen, device)
+    stage = on_stage or (lambda s: None)
+    total = n0 + n_gamma * int(np.prod(ns))
+    noise_map = sum(s * masks[k] for k, s in enumerate(sig))
+    stage("outer selection")
+    def make_sel(b):
+        z = _apply(spec, x, sample(b), preprocess)
+        return z + noise_map * _noise(z.shape, gen, device, z.dtype)
+    c0 = count_votes(model, make_sel, n0, batch_size, num_classes, progress, 0, total)
+    nc = num_classes or c0.numel()
+    c_a = int(c0.argmax())
+    stage("inner smoothing at the sampled β")
+    betas = sample(n_gamma)
+    Z = _images(spec, x, betas, preprocess, batch_size)
+    cnt, done = _ksmooth_counts(model, Z, masks, sig, ns, gen, device, batch_size, nc, progress, n0, total)
+    hits = cnt[:, c_a].numpy()
+    ok = stats.cp_lower(hits, np.full_like(hits, ns[-1]), als[-1]) >= inner_threshold(Es[-1], sig[-1])
+    for k in range(K - 2, -1, -1):
+        S = ok.reshape(-1, ns[k]).sum(1)
+        ok = (stats.cp_lower(S, np.full_like(S, ns[k]), als[k]) - als[k + 1]) >= inner_threshold(Es[k], sig[k])
+    S = int(ok.sum())
+    p_lower = stats.cp_lower(S, n_gamma, alpha_gamma)
+    r, unit_s, extra = _radius_fields(cov, iso, spec, p_lower, rho)
+    label = c_a if p_lower - rho > 0.5 else ABSTAIN
+    r = r if label != ABSTAIN else 0.0
+    clipped = False
+    if clip and spec.attacker_range is not None and label != ABSTAIN:
+        r, clipped = _clip(r, spec, cov, iso)
+    total_failure = float(alpha_gamma) + float(alpha_E)
+    extra.update({"smoothing": "ksmooth", "partitions": partitions if isinstance(partitions, str) else "custom",
+                  "K": K, "transform": spec.name, "interpolation": interpolation,
+                  "sigma_gamma": _sigma_repr(cov, iso), "sigma_eps": sig, "E": Es,
+                  "q_E_lower": q_E_lower, "n_eps": ns, "alpha_eps": als, "n0": n0, "n_gamma": n_gamma,
+                  "alpha_gamma": alpha_gamma, "alpha_E": alpha_E, "total_failure": total_failure,
+                  "clipped": clipped, "outer_successes": S, "betas": betas.cpu().tolist(),
+                  "inner_verdict": ["certified" if v else "not certified" for v in ok.tolist()],
+                  "attacker": ("worst case: every γ in C" if E_worst_case else "random: γ ~ U(C)")})
+    return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
+                       seconds=time.perf_counter() - t0, radius_unit=unit_s, rho=rho,
+                       counts=[S, n_gamma - S], extra=extra)
+
+
+def predict_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, n_gamma: int, n_eps,
+                    alpha_gamma: float, *, partitions="halves", batch_size: int = 1000,
+                    generator: torch.Generator | None = None, progress: ProgressFn | None = None,
+                    interpolation: str = "bilinear", preprocess: Callable | None = None,
+                    num_classes: int | None = None, quantize: bool = True, dim: int | None = None) -> dict:
+    """PREDICT for the k-smoothed classifier: the nested majority (innermost counts -> argmax per
+    prefix -> majority at each level up to one vote per β), then Cohen et al.'s binomial test
+    of the top two β-votes at ``alpha_gamma``."""
+    t0 = time.perf_counter()
+    x = _check_input(x)
+    masks = partition_masks(partitions, tuple(x.shape))
+    K = masks.shape[0]
+    sig = _per_level(sigma_eps, K, "sigma_eps", lambda v: check_sigma(v, "sigma_eps"))
+    ns = _per_level(n_eps, K, "n_eps", lambda v: check_count("n_eps", v))
+    n_gamma, alpha_gamma = check_count("n_gamma", n_gamma), check_alpha(alpha_gamma, "alpha_gamma")
+    spec = resolve_transform(transform, interpolation, quantize, dim)
+    cov, _ = parse_sigma(sigma_gamma, spec.dim)
+    device = model_device(model)
+    x, masks = x.to(device), masks.to(device)
+    gen = device_generator(generator, device)
+    Z = _images(spec, x, _ParamSampler(cov, gen, device)(n_gamma), preprocess, batch_size)
+    cnt, done = _ksmooth_counts(model, Z, masks, sig, ns, gen, device, batch_size, num_classes, progress,
+                                0, n_gamma * int(np.prod(ns)))
+    nc = cnt.shape[1]
+    votes = cnt.argmax(1)
+    for k in range(K - 2, -1, -1):
+        v = votes.view(-1, ns[k])
+        votes = torch.nn.functional.one_hot(v, nc).sum(1).argmax(1)
+    outer = torch.bincount(votes, minlength=nc)
+    label, pval = predict_from_counts(outer, alpha_gamma)
+    return {"label": label, "p_value": pval, "counts": outer.tolist(), "n_forward": done,
+            "seconds": time.perf_counter() - t0}
