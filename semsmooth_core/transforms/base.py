@@ -21,7 +21,8 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 
 def quantize_uint8(x: torch.Tensor) -> torch.Tensor:
     """Storage rounding of images: clamp to [0,1] and round to the nearest k/255."""
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+    # in place on a fresh clamped copy: the same arithmetic as round(clamp(x) * 255) / 255
+    return x.clamp(0.0, 1.0).mul_(255.0).round_().div_(255.0)
 
 
 class Transform:

@@ -1,15 +1,16 @@
 """Geometric transformations ψ_θ of images: rotation, translation, scaling (Fischer §5, §7.1, §7.2).
 
 All three are affine maps of the pixel plane and share ONE resampling path
-(:func:`affine_resample`): ``F.affine_grid`` + ``F.grid_sample`` with ``align_corners=False``,
-zero fill (``padding_mode="zeros"``), per-sample matrices ``[B,2,3]``.
+(:func:`affine_resample`): an affine sampling grid (built like torchvision's ``_affine_grid``,
+equivalent to ``F.affine_grid(..., align_corners=False)``) + ``F.grid_sample`` with
+``align_corners=False``, zero fill (``padding_mode="zeros"``), per-sample matrices ``[B,2,3]``.
 
 Coordinate convention (identical to torchvision's tensor kernels ``rotate``/``affine``, checked in
 ``tests/test_transforms.py``): pixel ``(i, j)`` (column, row) has centred coordinates
 ``u = i - (W-1)/2``, ``v = j - (H-1)/2`` (x to the right, y DOWN). A pixel matrix ``A`` (2x3) maps an
 OUTPUT pixel's centred coordinates to the INPUT location that is sampled. With
-``align_corners=False`` the normalised coordinate is ``x_n = u / (W/2)``, so the matrix handed to
-``affine_grid`` is ``D⁻¹ A D`` with ``D = diag(W/2, H/2)``.
+``align_corners=False`` the normalised coordinate is ``x_n = u / (W/2)``: the grid is ``A·(u,v,1)``
+divided by ``(W/2, H/2)`` of the input.
 
 Parameters and units:
 
@@ -43,25 +44,52 @@ def _check_image(x: torch.Tensor, name: str) -> None:
         raise SemsmoothError(f"{name} takes float images in [0,1], got dtype {x.dtype}")
 
 
-def affine_resample(x: torch.Tensor, A: torch.Tensor, interpolation: str = "bilinear") -> torch.Tensor:
+_BASE_CACHE: dict = {}
+
+
+def _base_grid(oh: int, ow: int, device, dtype) -> torch.Tensor:
+    """Centred pixel coordinates (u, v, 1) of an ``oh``×``ow`` output, shape ``[oh*ow, 3]`` (cached)."""
+    key = (oh, ow, str(device), dtype)
+    g = _BASE_CACHE.get(key)
+    if g is None:
+        u = torch.arange(ow, dtype=torch.float64) - (ow - 1) / 2.0
+        v = torch.arange(oh, dtype=torch.float64) - (oh - 1) / 2.0
+        g = torch.empty(oh, ow, 3, dtype=torch.float64)
+        g[..., 0] = u[None, :]
+        g[..., 1] = v[:, None]
+        g[..., 2] = 1.0
+        g = g.view(oh * ow, 3).to(device=device, dtype=dtype)
+        if len(_BASE_CACHE) > 64:
+            _BASE_CACHE.clear()
+        _BASE_CACHE[key] = g
+    return g
+
+
+def _affine_grid(M: torch.Tensor, oh: int, ow: int, dtype) -> torch.Tensor:
+    """Sampling grid ``[B,oh,ow,2]``: ``M`` ``[B,2,3]`` (already divided by the input half-size)
+    applied to the centred output coordinates (u, v, 1), like torchvision's ``_affine_grid``."""
+    base = _base_grid(oh, ow, M.device, dtype)                       # [oh*ow, 3]
+    return torch.matmul(base, M.to(dtype).transpose(1, 2)).view(M.shape[0], oh, ow, 2)
+
+
+def affine_resample(x: torch.Tensor, A: torch.Tensor, interpolation: str = "bilinear",
+                    out_hw: tuple[int, int] | None = None) -> torch.Tensor:
     """Resample ``x`` ``[B,C,H,W]`` with per-sample pixel matrices ``A`` ``[B,2,3]``.
 
     ``A`` maps an output pixel's centred coordinates ``(u, v, 1)`` to the input location
     (centred pixel coordinates) that is read; out-of-image reads are 0 (zero fill). This is the
-    one interpolation path of every geometric transform (nearest / bilinear / bicubic).
+    one interpolation path of every geometric transform (nearest / bilinear / bicubic). The grid
+    is built like torchvision's ``_affine_grid`` (the matrix is applied in pixel units, then
+    normalised by the INPUT size, ``align_corners=False``), so the output may have another size
+    ``out_hw`` (same centre) — used by the interval bounds of ``semsmooth_core.errors``.
     """
     B, C, H, W = x.shape
-    A = A.to(device=x.device, dtype=torch.float64)
-    sx, sy = W / 2.0, H / 2.0
-    theta = torch.empty_like(A)
-    theta[:, 0, 0] = A[:, 0, 0]
-    theta[:, 0, 1] = A[:, 0, 1] * sy / sx
-    theta[:, 0, 2] = A[:, 0, 2] / sx
-    theta[:, 1, 0] = A[:, 1, 0] * sx / sy
-    theta[:, 1, 1] = A[:, 1, 1]
-    theta[:, 1, 2] = A[:, 1, 2] / sy
+    oh, ow = out_hw if out_hw is not None else (H, W)
     dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
-    grid = F.affine_grid(theta.to(dtype), [B, C, H, W], align_corners=False)
+    A = A.to(device=x.device, dtype=torch.float64)
+    # fold the normalisation by the input size into the matrix: rows / (W/2, H/2)
+    M = A / torch.tensor([W / 2.0, H / 2.0], dtype=torch.float64, device=x.device).view(1, 2, 1)
+    grid = _affine_grid(M, oh, ow, dtype)
     return F.grid_sample(x.to(dtype), grid, mode=interpolation, padding_mode="zeros", align_corners=False)
 
 
