@@ -1,0 +1,52 @@
+"""Volume change of audio (Fischer §5.1, §7.3): ψ_β(x) = 10^(β/20) · x, β in dB.
+
+Input: waveforms ``[B,T]`` float in [-1,1) representing int16 samples k/32768 (see
+:mod:`semsmooth_core.audio`); parameters ``[B,1]`` in dB. In the ideal (real-valued) case the
+transform composes, ψ_β ∘ ψ_γ = ψ_{β+γ} (Fischer §5.1). The realistic attacker stores the
+result as int16: ``quantize`` clamps to [-32768, 32767]/32768 and rounds to the nearest
+k/32768, so ψ^I_β ∘ ψ^I_γ differs from ψ^I_{β+γ} by the rounding error ε(β,γ,x) (Fischer §5.2),
+a waveform of the same shape whose l2 norm the error estimation bounds by E. Interpolation has
+no meaning here (``uses_interpolation = False``; the argument is accepted and ignored).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from semsmooth_core.audio import quantize_int16
+from semsmooth_core.transforms.base import Transform, register
+from semsmooth_core.validation import SemsmoothError
+
+
+def db_to_gain(db: torch.Tensor) -> torch.Tensor:
+    """Amplitude gain of a volume change of ``db`` decibels: 10^(db/20) (Fischer §5.1)."""
+    return torch.pow(10.0, db / 20.0)
+
+
+@register
+class Volume(Transform):
+    """ψ_β(x) = 10^(β/20) · x (β in dB), then clamp and round to int16 (Fischer §5.1, §7.3)."""
+
+    name = "volume"
+    label = "Volume (audio)"
+    param_names = ("gain_db",)
+    units = ("dB",)
+    composable = True
+    default_sigma = (3.0,)
+    default_range = ((-3.0, 3.0),)
+    bounds = ((-60.0, 60.0),)
+    modality = "audio"
+    uses_interpolation = False
+
+    def apply(self, x: torch.Tensor, params: torch.Tensor, interpolation: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.ndim != 2:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise SemsmoothError(f"volume takes waveforms of shape [B,T], got {shape}")
+        if not torch.is_floating_point(x):
+            raise SemsmoothError(f"volume takes float waveforms in [-1,1), got dtype {x.dtype}")
+        gain = db_to_gain(params[:, :1].to(torch.float64)).to(x.dtype if x.dtype == torch.float64 else torch.float64)
+        return (x.to(torch.float64) * gain).to(x.dtype)
+
+    def quantize(self, x: torch.Tensor) -> torch.Tensor:
+        """int16 storage: clamp to [-32768, 32767]/32768 and round to the nearest k/32768."""
+        return quantize_int16(x)
