@@ -111,3 +111,90 @@ def test_parse_radii():
     for bad in ("", "a", "-1", "inf"):
         with pytest.raises(SemsmoothError):
             parse_radii(bad)
+
+
+# ------------------------------------------------------------------ the Results page (AppTest)
+RESULTS_PAGE = "pages/6_Results.py"
+
+
+@pytest.fixture
+def results_db(tmp_path, monkeypatch):
+    """A results store with one finished run of ours (real rows on embedded MNIST) and one
+    imported log, selected through $SEMSMOOTH_DB like a user would."""
+    from semsmooth_core import jobs
+    from tests.test_jobs import CONFIG, noise_runner
+
+    db = tmp_path / "runs.sqlite"
+    monkeypatch.setenv("SEMSMOOTH_DB", str(db))
+    monkeypatch.setenv("SEMSMOOTH_RUNNER", "tests.test_jobs:noise_runner")
+    store = Store(db)
+    rid = store.create_run(CONFIG, range(6), name="ours")
+    jobs.worker_loop(store, run_id=rid, runner=noise_runner)
+    rows = [{"index": i, "label": i % 3, "prediction": (i % 3) if i % 4 else -1, "radius": 0.1 * i if i % 4 else 0.0,
+             "correct": bool(i % 4), "seconds": 1.5} for i in range(20)]
+    f = tmp_path / "other_tool.tsv"
+    f.write_text(export_tsv_rows(rows))
+    imp = import_tsv(store, f)
+    return store, rid, imp
+
+
+def export_tsv_rows(rows):
+    from semsmooth_core.runs import export_tsv
+
+    return export_tsv(rows)
+
+
+def _app():
+    from streamlit.testing.v1 import AppTest
+
+    import streamlit as st
+
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(RESULTS_PAGE)
+    at.run()
+    return at
+
+
+from pathlib import Path  # noqa: E402
+
+
+def test_results_page_shows_runs_and_logs(results_db):
+    store, rid, imp = results_db
+    at = _app()
+    assert not at.exception, at.exception
+    ms = at.multiselect(key="results_pick")
+    assert ms.value == [imp]  # newest first
+    ms.set_value([rid, imp]).run()
+    assert not at.exception, at.exception
+    assert not at.error
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # curves, histogram, per-class
+    tables = at.dataframe
+    table2 = next(t.value for t in tables if "g acc." in t.value.columns)
+    assert list(table2["n"]) == [6, 20]
+    assert table2["g acc."].iloc[1] == pytest.approx(15 / 20)
+    assert any("Runs to show" in m.label for m in at.multiselect)
+    per_input = next(t.value for t in tables if "p_lower" in t.value.columns)
+    assert len(per_input) == 6 and per_input["image"].str.startswith("data:image/png;base64,").all()
+
+
+def test_results_page_starts_background_run(results_db):
+    store, rid, imp = results_db
+    at = _app()
+    before = {r["id"] for r in store.list_runs()}
+    at.number_input[0].set_value(3)  # inputs
+    submit = next(b for b in at.button if b.label == "Start run")
+    submit.click().run()
+    assert not at.exception, at.exception
+    new = [r for r in store.list_runs() if r["id"] not in before]
+    assert len(new) == 1 and new[0]["total"] == 3 and new[0]["params"]["smoothing"] == "noise"
+    # the worker runs it in the background (SEMSMOOTH_RUNNER = the test runner); wait for the end
+    import time
+
+    t0 = time.monotonic()
+    while store.get_run(new[0]["id"])["status"] in ("queued", "running") and time.monotonic() - t0 < 90:
+        time.sleep(0.3)
+    run = store.get_run(new[0]["id"])
+    assert run["status"] == "done" and run["done"] == 3, run["error"]

@@ -1,0 +1,250 @@
+"""Results: background certification runs (start, watch, cancel, resume) and their results —
+certified accuracy vs radius, radius histograms, a Fischer-Table-2 summary, per-input rows —
+next to imported certify logs of other tools (Cohen-format TSV)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import io
+import time
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from PIL import Image
+
+from pages._shared import cached_dataset, model_ref, seed, show_error, tensor_to_image
+from semsmooth_core import jobs
+from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
+from semsmooth_core.summary import accuracy_curve, radius_grid, summarize, table_row
+from semsmooth_core.validation import SemsmoothError
+
+CERTIFY_PAGE = "pages/5_Certify.py"
+ACTIVE = ("queued", "running")
+THUMBS = 60  # thumbnails in the per-input table (the first rows)
+
+st.title("Results")
+st.markdown(
+    "Every certification run writes one row per input into the results store (SQLite) as soon "
+    "as the input is done, so runs survive closing the page, a refresh or a killed worker, and "
+    "resume where they stopped. **Certified accuracy at radius r** = fraction of *all* inputs "
+    "whose smoothed prediction is correct and certified at radius ≥ r (abstentions count as wrong).")
+
+try:
+    store = Store()
+except SemsmoothError as e:
+    show_error(e)
+    st.stop()
+st.caption(f"Results store: `{store.path}` (set `SEMSMOOTH_DB` or `--db` on the CLI to use another)")
+store.reap()
+
+
+# --------------------------------------------------------------------------- new run
+def _config(n_inputs: int, start: int, sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
+    ref = model_ref()
+    cfg = {"dataset": st.session_state.get("dataset", "mnist"), "split": "heldout",
+           "root": st.session_state.get("data_root") or None, "model": ref[0] if ref else None,
+           "smoothing": "noise", "transform": None, "interpolation": "bilinear", "sigma_gamma": None,
+           "sigma_eps": sigma, "E": None, "q_E_lower": None, "n0": n0, "n_gamma": None, "n_eps": n,
+           "alpha_gamma": None, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,
+           "sequential": False, "batch_size": bs, "seed": seed(), "device": "auto"}
+    return cfg
+
+
+with st.expander("Start a new background run", expanded=False):
+    st.caption("Gaussian (l2) smoothing of the sidebar's model on the sidebar's dataset; the run goes "
+               "to a worker process, so you can leave this page. Transformation certificates are "
+               "started from the Certify page or `python -m semsmooth_core certify`.")
+    with st.form("new_run"):
+        c1, c2, c3, c4 = st.columns(4)
+        n_inputs = c1.number_input("Inputs", 1, 100000, 20, help="how many dataset inputs")
+        start = c2.number_input("First index", 0, 10**7, 0)
+        sigma = c3.number_input("σ (pixel scale [0,1])", 0.01, 10.0, 0.25, 0.05, format="%.3f")
+        alpha = c4.number_input("α", 1e-6, 0.5, 0.001, format="%.4f")
+        c5, c6, c7, c8 = st.columns(4)
+        n0 = c5.number_input("n0 (selection)", 1, 10**6, 100)
+        n = c6.number_input("n (estimation)", 1, 10**7, 1000)
+        bs = c7.number_input("Batch size", 1, 100000, 500)
+        name = c8.text_input("Name", "")
+        if st.form_submit_button("Start run", type="primary"):
+            try:
+                cfg = _config(int(n_inputs), int(start), float(sigma), int(n0), int(n), float(alpha), int(bs))
+                if not cfg["model"]:
+                    raise SemsmoothError("no model selected in the sidebar")
+                rid = jobs.start_job(cfg, range(int(start), int(start) + int(n_inputs)), store, name=name or None)
+                st.success(f"Run {rid} queued; a worker process certifies it in the background.")
+            except SemsmoothError as e:
+                show_error(e)
+
+
+# --------------------------------------------------------------------------- progress
+def _fmt_eta(s):
+    return "—" if s is None else time.strftime("%H:%M:%S", time.gmtime(max(0.0, s)))
+
+
+@st.fragment(run_every=2.0)
+def progress_panel() -> None:
+    runs = [r for r in store.list_runs() if r["kind"] == "run"]
+    active = [r for r in runs if r["status"] in ACTIVE]
+    stopped = [r for r in runs if r["status"] in ("cancelled", "failed") and r["done"] < r["total"]][:5]
+    if not active and not stopped:
+        st.caption("No run in progress.")
+        return
+    for r in active + stopped:
+        p = progress_info(r)
+        c1, c2 = st.columns([5, 1])
+        rate = "—" if p["forward_per_second"] is None else f"{p['forward_per_second']:,.0f}"
+        c1.progress(p["fraction"], text=f"**{r['id']}: {r['name']}** — {r['status']}, {p['done']:,}/{p['total']:,} "
+                                        f"inputs, {rate} forward passes/s, ETA {_fmt_eta(p['eta_seconds'])}")
+        if r.get("error"):
+            c1.caption(f"⚠️ {r['error']}")
+        if r["status"] in ACTIVE:
+            if c2.button("Cancel", key=f"cancel_{r['id']}", disabled=r["cancel"]):
+                store.request_cancel(r["id"])
+                st.rerun(scope="fragment")
+        elif c2.button("Resume", key=f"resume_{r['id']}"):
+            try:
+                jobs.resume_job(r["id"], store)
+            except SemsmoothError as e:
+                show_error(e)
+            st.rerun(scope="fragment")
+
+
+st.subheader("Runs in progress")
+progress_panel()
+
+# --------------------------------------------------------------------------- pick runs / import
+st.subheader("Compare runs and logs")
+up = st.file_uploader("Import a certify log (Cohen-format TSV: idx label predict radius correct time)",
+                      type=["tsv", "txt", "csv"], key="results_upload")
+unit_in = st.text_input("Radius unit of the imported log", "l2 (pixel scale [0,1])", key="results_unit")
+if up is not None:
+    digest = hashlib.sha256(up.getvalue()).hexdigest()[:16]
+    done_imports = st.session_state.setdefault("results_imported", {})
+    if digest not in done_imports:
+        try:
+            done_imports[digest] = import_tsv(store, up.getvalue(), name=up.name, radius_unit=unit_in)
+            st.success(f"Imported {up.name} as run {done_imports[digest]}.")
+        except SemsmoothError as e:
+            show_error(e)
+
+runs = store.list_runs()
+usable = [r for r in runs if r["done"] > 0]
+if not usable:
+    st.info("No results yet: start a run above, run `python -m semsmooth_core runs start ...`, or import a log.")
+    st.stop()
+labels = {r["id"]: f"{r['id']}: {r['name']} ({r['kind']}, {r['status']}, {r['done']}/{r['total']})" for r in usable}
+default = [i for i in [st.session_state.get("results_run")] if i in labels] or [usable[0]["id"]]
+picked = st.multiselect("Runs to show", list(labels), default=default, format_func=labels.get, key="results_pick")
+if not picked:
+    st.stop()
+
+
+@st.cache_data(ttl=2.0, show_spinner=False)
+def _rows(db: str, run_id: int, done: int) -> list[dict]:
+    return Store(db).rows(run_id)
+
+
+data = {rid: _rows(str(store.path), rid, next(r["done"] for r in usable if r["id"] == rid)) for rid in picked}
+meta = {rid: store.get_run(rid) for rid in picked}
+units = {rid: next((x.get("radius_unit") for x in rows if x.get("radius_unit")), "unit unknown")
+         for rid, rows in data.items()}
+unit_label = "; ".join(sorted(set(units.values())))
+if len(set(units.values())) > 1:
+    st.warning(f"The selected runs certify radii in different units ({unit_label}); their curves share an "
+               "axis but are not comparable.")
+
+# --------------------------------------------------------------------------- curves
+fig_curve = go.Figure()
+for rid, rows in data.items():
+    grid = radius_grid(rows, 300)
+    fig_curve.add_trace(go.Scatter(x=grid, y=accuracy_curve(rows, grid), mode="lines", line_shape="hv",
+                                   name=f"{labels[rid].split(' (')[0]} [{units[rid]}]"))
+fig_curve.update_layout(xaxis_title=f"radius r ({unit_label})", yaxis_title="certified accuracy (fraction of all inputs)",
+                        yaxis_range=[0, 1], height=420, legend=dict(orientation="h", y=-0.25))
+st.plotly_chart(fig_curve, width="stretch")
+
+# --------------------------------------------------------------------------- table 2
+st.markdown("**Summary in the form of Fischer et al., Table 2** (f: base classifier on clean inputs, "
+            "g: smoothed classifier; radius percentiles over certified-correct inputs)")
+table = pd.DataFrame([{"run": labels[rid].split(" (")[0], "unit": units[rid]} | table_row(rows, meta[rid]["params"])
+                      for rid, rows in data.items()])
+st.dataframe(table, hide_index=True, width="stretch")
+
+# --------------------------------------------------------------------------- histograms
+hist = pd.DataFrame([{"run": labels[rid].split(" (")[0], "radius": x["radius"], "class": str(x["label"])}
+                     for rid, rows in data.items() for x in rows if x["correct"] and x["prediction"] != -1])
+h1, h2 = st.columns(2)
+fig_hist = px.histogram(hist, x="radius", color="run", barmode="overlay", nbins=40, opacity=0.6) if len(hist) else go.Figure()
+fig_hist.update_layout(title="Radius of certified (correct) inputs", xaxis_title=f"radius ({unit_label})",
+                       yaxis_title="inputs", height=380, legend=dict(orientation="h", y=-0.3))
+h1.plotly_chart(fig_hist, width="stretch")
+first = picked[0]
+per_class = hist[hist["run"] == labels[first].split(" (")[0]] if len(hist) else hist
+fig_cls = (px.box(per_class, x="class", y="radius", points="all",
+                  category_orders={"class": sorted(per_class["class"].unique(), key=int)})
+           if len(per_class) else go.Figure())
+fig_cls.update_layout(title=f"Per class — {labels[first].split(' (')[0]}", xaxis_title="true class",
+                      yaxis_title=f"radius ({units[first]})", height=380)
+h2.plotly_chart(fig_cls, width="stretch")
+
+
+# --------------------------------------------------------------------------- per-input table
+@st.cache_data(show_spinner=False, max_entries=4)
+def _thumbs(dataset: str, split: str, root: str | None, indices: tuple[int, ...]) -> dict[int, str]:
+    try:
+        xs, _ = cached_dataset(dataset, split, root or "")
+    except SemsmoothError:
+        return {}
+    out = {}
+    for i in indices:
+        if 0 <= i < len(xs):
+            buf = io.BytesIO()
+            Image.fromarray(tensor_to_image(xs[i], 56)).save(buf, format="PNG")
+            out[i] = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    return out
+
+
+st.subheader("Per input")
+one = st.selectbox("Run", picked, format_func=labels.get, key="results_one")
+df = pd.DataFrame(data[one])
+params = meta[one]["params"]
+if meta[one]["kind"] == "run" and params.get("dataset"):
+    th = _thumbs(params["dataset"], params.get("split") or "heldout", params.get("root"),
+                 tuple(int(i) for i in df["index"].head(THUMBS)))
+    df.insert(0, "image", df["index"].map(th))
+event = st.dataframe(df, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
+                     key="results_table", column_config={"image": st.column_config.ImageColumn("input", width="small")})
+sel = getattr(getattr(event, "selection", None), "rows", None) or []
+if sel:
+    idx = int(df.iloc[sel[0]]["index"])
+    if meta[one]["kind"] != "run":
+        st.info(f"Input {idx} belongs to an imported log; its images are not available here.")
+    elif Path(CERTIFY_PAGE).exists():
+        st.session_state["certify_index"], st.session_state["certify_run"] = idx, one
+        st.switch_page(CERTIFY_PAGE)
+    else:
+        st.info("The Certify page is not available in this version.")
+
+# --------------------------------------------------------------------------- downloads
+st.subheader("Downloads")
+d1, d2, d3, d4 = st.columns(4)
+rows_one = data[one]
+d1.download_button("Rows (CSV)", pd.DataFrame(rows_one).to_csv(index=False), f"run_{one}.csv", "text/csv")
+d2.download_button("Rows (Cohen TSV)", export_tsv(rows_one), f"run_{one}.tsv", "text/tab-separated-values")
+d3.download_button("Summary (JSON)", pd.Series(summarize(rows_one, radius_unit=units[one])).to_json(),
+                   f"run_{one}_summary.json", "application/json")
+d4.download_button("Curves (HTML)", fig_curve.to_html(include_plotlyjs="cdn"), "certified_accuracy.html", "text/html")
+if importlib.util.find_spec("kaleido") is not None:
+    if st.button("Render the curves as PNG"):
+        try:
+            st.download_button("Curves (PNG)", fig_curve.to_image(format="png"), "certified_accuracy.png", "image/png")
+        except Exception as e:  # kaleido needs a browser; say why it failed
+            show_error(f"PNG export failed: {e}")
+else:
+    st.caption("PNG export needs the optional package `kaleido` (and a Chromium); the HTML figure "
+               "has a camera button that saves a PNG in the browser.")
