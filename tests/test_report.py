@@ -176,7 +176,9 @@ def test_results_page_shows_runs_and_logs(results_db):
     assert list(table2["n"]) == [6, 20]
     assert table2["g acc."].iloc[1] == pytest.approx(15 / 20)
     assert any("Runs to show" in m.label for m in at.multiselect)
-    per_input = next(t.value for t in tables if "p_lower" in t.value.columns)
+    at.selectbox(key="results_one").set_value(rid).run()
+    assert not at.exception, at.exception
+    per_input = next(t.value for t in at.dataframe if "p_lower" in t.value.columns)
     assert len(per_input) == 6 and per_input["image"].str.startswith("data:image/png;base64,").all()
 
 
