@@ -37,9 +37,10 @@ def build_pages() -> list:
     pages = []
     for p in files:
         title = page_title(p)
-        url = "" if p == home else re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
-        kwargs = {"default": True} if p == home else {"url_path": url}
-        pages.append(st.Page(str(p.relative_to(ROOT)), title=title, **kwargs))
+        url = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or p.stem
+        # the default page is served at "/"; an explicit url_path for it too keeps AppTest's
+        # switch_page to the home page from dropping the sidebar (Streamlit 1.67)
+        pages.append(st.Page(str(p.relative_to(ROOT)), title=title, url_path=url, default=(p == home)))
     return pages
 
 

@@ -72,7 +72,7 @@ def _figure(x, y, noisy, counts) -> go.Figure:
 
 
 try:
-    x, y, noisy, counts = _picture_data(str(st.session_state.get("model_name")),
+    x, y, noisy, counts = _picture_data(f"{st.session_state.get('model_name')}|{st.session_state.get('model_path')}",
                                         int(st.session_state.get("seed", 0) or 0))
     st.plotly_chart(_figure(x, y, noisy, counts), width="stretch")
     cap = (f"A held-out digit, copies with Gaussian noise σ = {SIGMA} (pixel scale [0,1]), and "
@@ -82,6 +82,8 @@ try:
     st.caption(cap)
 except SemsmoothError as e:
     show_error(e)
+except Exception as e:  # a model that does not take these images: say so, keep the page up
+    show_error(f"the selected model cannot classify MNIST digits ({type(e).__name__}: {str(e)[:120]})")
 
 st.subheader("Where to go")
 

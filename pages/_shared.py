@@ -7,7 +7,8 @@ Session-state keys (set by :func:`sidebar`, which ``app.py`` draws on every page
 
 - ``"dataset"``: the dataset name (``semsmooth_core.data.datasets.dataset_names()``), default ``"mnist"``.
 - ``"data_root"``: a folder for datasets that live on disk ("" for the embedded ones).
-- ``"model_name"``: a shipped model name (``semsmooth_core.models.list_models()``) or :data:`BYO`.
+- ``"model_name"``: a shipped image classifier (:func:`image_classifiers`, a subset of
+  ``semsmooth_core.models.list_models()``) or :data:`BYO`.
 - ``"model_path"``: with :data:`BYO`, the temp file the uploaded model was written to (else absent/None).
 - ``"model_arch"``: with :data:`BYO`, the architecture name for a plain state_dict ("" otherwise).
 - ``"model_num_classes"``: with :data:`BYO` and an architecture, its number of classes.
@@ -16,7 +17,8 @@ Session-state keys (set by :func:`sidebar`, which ``app.py`` draws on every page
 
 Helpers for pages: :func:`current_model`, :func:`cached_model`, :func:`cached_dataset`,
 :func:`sample_picker`, :func:`image_from_upload`, :func:`show_error`, :func:`progress_callback`,
-:func:`tensor_to_image`, :func:`generator`, :func:`seed`, :func:`model_ref`.
+:func:`tensor_to_image`, :func:`generator`, :func:`seed`, :func:`model_ref`,
+:func:`image_classifiers`.
 """
 
 from __future__ import annotations
@@ -108,7 +110,7 @@ def model_ref() -> tuple[str, str | None, int | None] | None:
         arch = (st.session_state.get("model_arch") or "").strip() or None
         return path, arch, (st.session_state.get("model_num_classes") if arch else None)
     if not name:
-        models = list_models()
+        models = image_classifiers()
         if not models:
             return None
         name = DEFAULT_MODEL if DEFAULT_MODEL in models else next(iter(models))
@@ -134,14 +136,33 @@ def current_model(quiet: bool = False):
         if not quiet:
             show_error(e)
         return None
+    except Exception as e:  # a file torch cannot parse at all: still one line, page stays up
+        if not quiet:
+            show_error(f"{Path(ref[0]).name} could not be loaded as a model "
+                       f"({type(e).__name__}: {str(e).strip()[:120]})")
+        return None
+
+
+def image_classifiers() -> dict[str, dict]:
+    """Shipped models the sidebar offers: image classifiers (cards without another ``modality``
+    such as "audio", or another ``kind`` such as a GSmooth surrogate). Pages for other
+    modalities pick their models themselves from ``list_models()``."""
+    out = {}
+    for name, card in list_models().items():
+        if card.get("modality", "image") != "image":
+            continue
+        if card.get("kind", "classifier") not in ("classifier", "image_classifier"):
+            continue
+        out[name] = card
+    return out
 
 
 def _write_upload(uploaded) -> Path:
     data = uploaded.getvalue()
     digest = hashlib.sha256(data).hexdigest()[:16]
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", uploaded.name)[-80:] or "model.pt"
-    UPLOAD_DIR.mkdir(parents=True, exist_ok=True)
-    path = UPLOAD_DIR / f"{digest}_{safe}"
+    (UPLOAD_DIR / digest).mkdir(parents=True, exist_ok=True)
+    path = UPLOAD_DIR / digest / safe
     if not path.exists():
         path.write_bytes(data)
     return path
@@ -181,13 +202,13 @@ def sidebar() -> None:
         sb.text_input("Dataset folder (for datasets on disk)", key="data_root",
                       help="Root folder of a dataset you have locally; nothing is downloaded.")
 
-    models = list_models()
+    models = image_classifiers()
     options = list(models) + [BYO]
     if st.session_state.get("model_name") not in options:
         st.session_state["model_name"] = DEFAULT_MODEL if DEFAULT_MODEL in models else options[0]
     sb.selectbox("Model", options, key="model_name", help="Base classifier to smooth.")
     if not models:
-        sb.caption("No shipped model in assets/models/ yet.")
+        sb.caption("No shipped image classifier in assets/models/ yet.")
     if st.session_state["model_name"] in models:
         sb.caption(_card_summary(models[st.session_state["model_name"]]))
     elif st.session_state["model_name"] == BYO:
@@ -203,10 +224,11 @@ def sidebar() -> None:
                             key="model_num_classes")
         st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
         if up is not None:
-            with sb:
-                loaded = current_model()
+            loaded = current_model(quiet=True)  # pages that use the model show the error
             if loaded is not None:
-                sb.caption(_card_summary(loaded[1]))
+                sb.caption("Loaded ✓  \n" + _card_summary(loaded[1]))
+            else:
+                sb.caption("⚠️ This file does not load as a model (the page says why).")
 
     sb.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
                     help="Seeds every random draw (noise, transformation parameters).")

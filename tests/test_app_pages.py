@@ -1,0 +1,220 @@
+"""AppTest tests of the Streamlit app: the home page, EVERY page in pages/ (pages added later are
+picked up automatically) with default widgets, and Smoothing basics in detail (certify, bad input,
+bring-your-own model upload, no model at all)."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import streamlit as st
+import torch
+from streamlit.testing.v1 import AppTest
+
+from semsmooth_core.models import build, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+APP = str(REPO / "app.py")
+PAGES = sorted(p.name for p in (REPO / "pages").glob("*.py") if not p.name.startswith("_"))
+BASICS = "pages/1_Smoothing_basics.py"
+SHIPPED = REPO / "assets" / "models" / "mnist_cnn_noise025.pt"
+TIMEOUT = 120
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Each test starts with empty Streamlit caches (models, datasets, figures)."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def _tiny_model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build("small_cnn", width=4).eval()
+
+
+@pytest.fixture
+def tiny_assets(tmp_path, monkeypatch) -> Path:
+    """An assets folder with the embedded MNIST and one tiny (untrained) checkpoint only."""
+    assets = tmp_path / "assets"
+    (assets / "models").mkdir(parents=True)
+    shutil.copy(REPO / "assets" / "mnist_embedded.npz", assets / "mnist_embedded.npz")
+    save_checkpoint(assets / "models" / "tiny_test.pt", _tiny_model(), "small_cnn", {"width": 4},
+                    {"summary": "untrained test model", "heldout_accuracy": 0.1})
+    monkeypatch.setenv("SEMSMOOTH_ASSETS", str(assets))
+    return assets
+
+
+def _app() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _open(page: str) -> AppTest:
+    at = _app()
+    at.switch_page(f"pages/{page}" if "/" not in page else page)
+    at.run()
+    return at
+
+
+def _errors(at) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def _metric(at, prefix: str) -> str:
+    found = [m.value for m in at.metric if m.label.startswith(prefix)]
+    assert found, f"no metric {prefix!r}; metrics: {[m.label for m in at.metric]}"
+    return found[0]
+
+
+# --------------------------------------------------------------------------- all pages
+def test_home_page():
+    at = _app()
+    assert any("semsmooth" in t.value for t in at.title)
+    assert len(at.sidebar.selectbox) >= 2  # dataset and model pickers on every page
+    assert at.session_state["dataset"] == "mnist"
+    # every other page is linked from the home page
+    links = {pl.proto.page for pl in at.get("page_link")}  # url paths of the linked pages
+    for name in PAGES[1:]:
+        url = re.sub(r"[^a-z0-9]+", "_", re.sub(r"^\d+[_\- ]*", "", name[:-3]).lower()).strip("_")
+        assert url in links, (name, links)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_with_defaults(page):
+    at = _open(page)
+    assert not at.exception, f"{page}: {at.exception}"
+    assert at.sidebar.number_input(key="seed").value == 0
+
+
+# --------------------------------------------------------------------------- Smoothing basics
+def test_basics_certify_then_bad_inputs(tiny_assets):
+    """One session: the sidebar state survives a page switch; certify shows a radius; every bad
+    input shows exactly one one-line st.error and the page recovers."""
+    at = _app()
+    at.number_input(key="seed").set_value(7).run()
+    at.switch_page(BASICS)
+    at.run()
+    assert not at.exception and not _errors(at)
+    assert at.session_state["seed"] == 7 and at.session_state["model_name"] == "tiny_test"
+
+    at.number_input(key="sb_index").set_value(3)
+    at.number_input(key="sb_sigma").set_value(0.3)
+    at.number_input(key="sb_n0").set_value(20)
+    at.number_input(key="sb_n").set_value(120)
+    at.number_input(key="sb_alpha").set_value(0.01)
+    at.run()
+    at.button(key="sb_certify").click().run()
+    assert not at.exception and not _errors(at)
+    radius = float(_metric(at, "Certified radius"))
+    assert radius >= 0 and math.isfinite(radius)
+    assert _metric(at, "Forward passes") == "140"
+    assert [m.label for m in at.metric if m.label.startswith("Certified")] == [
+        "Certified radius (l2, pixel scale [0,1])"]
+    cert = at.session_state["sb_result"][1]
+    assert cert.n_forward == 140 and cert.alpha == 0.01 and cert.extra["sigma"] == 0.3
+    at.slider(key="sb_frac").set_value(0.9).run()  # the result survives other widgets' reruns
+    assert not at.exception and _metric(at, "Forward passes") == "140"
+
+    bad = [("sb_sigma", -0.5, "σ must be > 0", 0.3),
+           ("sb_sigma", 0.0, "σ must be > 0", 0.3),
+           ("sb_n0", 5000, "must not exceed n", 20),
+           ("sb_alpha", 0.0, "α must lie strictly between 0 and 1", 0.01),
+           ("sb_alpha", 1.5, "α must lie strictly between 0 and 1", 0.01)]
+    for key, value, needle, good in bad:
+        at.number_input(key=key).set_value(value).run()
+        assert not at.exception, (key, value)
+        errs = _errors(at)
+        assert len(errs) == 1 and needle in errs[0] and "\n" not in errs[0], (key, value, errs)
+        assert at.sidebar.selectbox(key="model_name").value == "tiny_test"  # page still up
+        at.number_input(key=key).set_value(good).run()
+        assert not at.exception and not _errors(at), (key, good, _errors(at))
+
+    # NaN cannot be typed in a browser; if a client sends it, Streamlit keeps a finite value or
+    # the page shows one error line -- never an exception
+    at.number_input(key="sb_sigma").set_value(float("nan")).run()
+    assert not at.exception
+    sigma = at.number_input(key="sb_sigma").value
+    assert (sigma is not None and math.isfinite(sigma)) or len(_errors(at)) == 1
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped model mnist_cnn_noise025 not in assets/models yet")
+def test_basics_certify_with_shipped_model():
+    at = _open(BASICS)
+    assert at.session_state["model_name"] == "mnist_cnn_noise025"
+    at.button(key="sb_certify").click().run()
+    assert not at.exception and not _errors(at)
+    cert = at.session_state["sb_result"][1]
+    from semsmooth_core.data.embedded import embedded_mnist
+
+    _, y = embedded_mnist("heldout")
+    assert cert.label == int(y[0])  # a noise-trained model certifies this clean digit
+    assert float(_metric(at, "Certified radius")) > 0.1
+    assert any("What is guaranteed" in m.value for m in at.markdown)
+
+
+def test_basics_without_any_model(tmp_path, monkeypatch):
+    assets = tmp_path / "assets"
+    (assets / "models").mkdir(parents=True)
+    shutil.copy(REPO / "assets" / "mnist_embedded.npz", assets / "mnist_embedded.npz")
+    monkeypatch.setenv("SEMSMOOTH_ASSETS", str(assets))
+    at = _open(BASICS)
+    assert not at.exception and not _errors(at)
+    assert at.session_state["model_name"] == "Bring your own model…"
+    assert any("Upload a model" in i.value for i in at.info)
+    assert any("No shipped" in c.value for c in at.sidebar.caption)
+    assert at.button(key="sb_certify").disabled
+
+
+# --------------------------------------------------------------------------- bring your own model
+def _state_dict_bytes(model) -> bytes:
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+def test_bring_your_own_model(tiny_assets):
+    """Upload: garbage and a state_dict for another architecture give one error line each; a
+    semsmooth checkpoint and an architecture + state_dict load and certify."""
+    at = _open(BASICS)
+    at.selectbox(key="model_name").select("Bring your own model…").run()
+    assert not at.exception
+    assert any("Upload a model" in i.value for i in at.info)
+    up = lambda name, data: at.file_uploader(key="model_upload").set_value(  # noqa: E731
+        (name, data, "application/octet-stream")).run()
+
+    up("bad.pt", b"this is not a checkpoint")
+    assert not at.exception
+    errs = _errors(at)
+    assert errs and all("\n" not in e for e in errs), errs
+    assert at.button(key="sb_certify").disabled
+
+    data = (tiny_assets / "models" / "tiny_test.pt").read_bytes()
+    up("mine.pt", data)
+    assert not at.exception and not _errors(at), _errors(at)
+    assert Path(at.session_state["model_path"]).read_bytes() == data
+    at.number_input(key="sb_n0").set_value(10)
+    at.number_input(key="sb_n").set_value(50).run()
+    at.button(key="sb_certify").click().run()
+    assert not at.exception and not _errors(at)
+    assert _metric(at, "Forward passes") == "60"
+
+    at.text_input(key="model_arch").input("small_cnn").run()
+    up("sd_w8.pt", _state_dict_bytes(build("small_cnn", width=8)))  # width 8 != default 32
+    assert not at.exception
+    errs = _errors(at)
+    assert len(errs) == 1 and "does not match" in errs[0], errs
+    assert at.button(key="sb_certify").disabled
+
+    up("sd_w32.pt", _state_dict_bytes(build("small_cnn")))
+    assert not at.exception and not _errors(at), _errors(at)
+    assert not at.button(key="sb_certify").disabled
