@@ -92,15 +92,17 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
         kw = {"ignore_reinit_error": True, "log_to_driver": False, "include_dashboard": False}
         if address:
             kw = {"address": address, "ignore_reinit_error": True, "log_to_driver": False}
+        else:
+            # a local cluster's workers inherit this process's environment: make the package (and
+            # its assets) importable there without a runtime_env (which costs seconds per worker)
+            repo = str(Path(__file__).resolve().parents[1])
+            path = os.environ.get("PYTHONPATH", "")
+            if repo not in path.split(os.pathsep):
+                os.environ["PYTHONPATH"] = repo + (os.pathsep + path if path else "")
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
         kw.update(dict(init_kwargs or {}))
-        repo = str(Path(__file__).resolve().parents[1])
-        env = dict(kw.pop("runtime_env", {}) or {})
-        env.setdefault("env_vars", {}).setdefault("PYTHONPATH", repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        env["env_vars"].setdefault("OMP_NUM_THREADS", "1")
-        if os.environ.get("SEMSMOOTH_RUNNER"):
-            env["env_vars"].setdefault("SEMSMOOTH_RUNNER", os.environ["SEMSMOOTH_RUNNER"])
         try:
-            ray.init(runtime_env=env, **kw)
+            ray.init(**kw)
         except (ConnectionError, ValueError, RuntimeError) as e:
             store.set_status(run_id, "failed", error=f"cannot reach Ray at {address or 'local'}")
             raise SemsmoothError(f"cannot start or reach Ray ({address or 'local cluster'}): "
@@ -109,13 +111,13 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
 
     try:
         res = ray.cluster_resources()
-        gpus = 1 if res.get("GPU", 0) >= 1 else 0
+        gpus = 1 if res.get("GPU", 0) >= 1 and str(config.get("device") or "auto") != "cpu" else 0
         slots = int(res.get("GPU", 0)) if gpus else max(1, int(res.get("CPU", 1) // num_cpus_per_task))
         n_shards = int(shards) if shards else 4 * slots
         pieces = split_shards(pending, n_shards) if pending else []
         task = ray.remote(num_cpus=num_cpus_per_task, num_gpus=gpus, max_retries=2)(certify_shard)
         cfg = dict(config)
-        if gpus and cfg.get("device") in (None, "", "auto", "cpu"):
+        if gpus and cfg.get("device") in (None, "", "auto"):
             cfg["device"] = "cuda"
         refs = [task.remote(cfg, piece, runner) for piece in pieces]
         done = total - len(pending)
