@@ -29,42 +29,102 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _plain(obj):
+    """A deep copy made of dict/list/str/int/float/bool/None only (JSON round trip)."""
+    return json.loads(json.dumps(obj, default=str))
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: dict | None = None,
                     card: dict | None = None) -> Path:
     """Write ``model``'s weights and card to ``path`` (and the card to ``path.with_suffix('.json')``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "arch": arch, "arch_kwargs": dict(arch_kwargs or {}),
-               "state_dict": state, "card": dict(card or {})}
+    # plain JSON types only: a str subclass such as torch.__version__ (TorchVersion) would be
+    # pickled as a class and make the file unloadable with weights_only=True
+    card = _plain(card or {})
+    arch_kwargs = _plain(arch_kwargs or {})
+    payload = {"format": FORMAT, "arch": str(arch), "arch_kwargs": arch_kwargs,
+               "state_dict": state, "card": card}
     torch.save(payload, path)
-    card_out = dict(card or {})
-    card_out.update({"arch": arch, "arch_kwargs": dict(arch_kwargs or {}),
+    card_out = dict(card)
+    card_out.update({"arch": arch, "arch_kwargs": dict(arch_kwargs),
                      "file": path.name, "sha256": sha256_file(path)})
     path.with_suffix(".json").write_text(json.dumps(card_out, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def _safe_load(path: Path):
+    """``torch.load(weights_only=True)``: tensors, containers and primitives only; a file holding
+    any other pickled object (a module, a custom class, an ``os.system`` payload) is refused
+    before anything in it runs."""
+    if not path.exists():
+        raise SemsmoothError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise SemsmoothError(f"{path} is not a file")
+    if path.stat().st_size == 0:
+        raise SemsmoothError(f"{path.name} is empty")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise SemsmoothError(f"checkpoint not found: {path}") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError) as e:
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg or "Unsupported" in msg or "global" in msg.lower():
+            glob = ""
+            for line in msg.splitlines():
+                if "Unsupported global" in line or "Unsupported operand" in line:
+                    glob = ": " + line.strip().split(":", 1)[-1].strip()[:100]
+                    break
+            raise SemsmoothError(f"{path.name} contains pickled Python objects{glob}; refused for safety "
+                                 "(weights_only=True): save model.state_dict() or a TorchScript file "
+                                 "instead") from None
+        first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+        raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint ({first[:160]})") from None
+    except (RuntimeError, EOFError, ValueError, AttributeError, TypeError, OSError, KeyError,
+            IndexError, UnicodeDecodeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint ({first[:160]})") from None
 
 
-def load_state_into(model: nn.Module, state_dict: dict, what: str) -> nn.Module:
+def _examples(keys: list[str], k: int = 3) -> str:
+    return ", ".join(keys[:k]) + (", ..." if len(keys) > k else "")
+
+
+def load_state_into(model: nn.Module, state_dict: dict, what: str, arch: str | None = None) -> nn.Module:
     """``load_state_dict(strict=True)`` with a one-line error when the keys or shapes differ."""
-    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+    if not isinstance(state_dict, dict) or not state_dict or \
+            not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise SemsmoothError(f"{what} does not contain a state_dict of tensors")
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    shapes = [f"{k} {list(state_dict[k].shape)} in the file vs {list(v.shape)}" for k, v in own.items()
+              if k in state_dict and tuple(state_dict[k].shape) != tuple(v.shape)]
+    target = f"architecture {arch!r}" if arch else "the architecture"
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys ({_examples(missing)})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys ({_examples(unexpected)})")
+        if shapes:
+            parts.append(f"{len(shapes)} shape mismatches ({_examples(shapes, 2)})")
+        raise SemsmoothError(f"{what} does not match {target}: {'; '.join(parts)}")
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as e:
         msg = str(e).replace("\n", " ").replace("\t", " ")
-        raise SemsmoothError(f"{what} does not match the architecture: {msg[:200]}") from None
+        raise SemsmoothError(f"{what} does not match {target}: {msg[:200]}") from None
     return model
+
+
+def _build(arch: str, arch_kwargs: dict, what: str) -> nn.Module:
+    if not isinstance(arch, str) or not isinstance(arch_kwargs, dict):
+        raise SemsmoothError(f"{what}: malformed architecture entry")
+    try:
+        return build(arch, **arch_kwargs)
+    except TypeError as e:
+        raise SemsmoothError(f"{what}: architecture {arch!r} does not take {sorted(arch_kwargs)} "
+                             f"({str(e)[:100]})") from None
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
@@ -74,8 +134,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tup
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise SemsmoothError(f"{path.name} is not a semsmooth checkpoint (use --arch with a plain "
                              "state_dict, or a TorchScript file)")
-    model = build(obj["arch"], **obj.get("arch_kwargs", {}))
-    load_state_into(model, obj["state_dict"], path.name)
+    model = _build(obj.get("arch"), obj.get("arch_kwargs", {}), path.name)
+    load_state_into(model, obj.get("state_dict"), path.name, obj.get("arch"))
     card = dict(obj.get("card", {}))
     card.setdefault("arch", obj["arch"])
     card["sha256"] = sha256_file(path)
@@ -87,18 +147,23 @@ def load_state_dict_file(path: str | Path, arch: str, device="cpu", **arch_kwarg
     (or a semsmooth checkpoint dict)."""
     path = Path(path)
     obj = _safe_load(path)
+    what = path.name
     if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        if obj.get("arch") != arch:
+            what = f"{path.name} (a semsmooth checkpoint for {obj.get('arch')!r})"
         obj = obj["state_dict"]
     elif isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
-    model = build(arch, **arch_kwargs)
-    load_state_into(model, obj, path.name)
+    model = _build(arch, arch_kwargs, path.name)
+    load_state_into(model, obj, what, arch)
     return model.to(device).eval(), {"arch": arch, "file": path.name, "sha256": sha256_file(path)}
 
 
 def load_torchscript(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     """Bring your own: a TorchScript file (``torch.jit.save``)."""
     path = Path(path)
+    if not path.is_file():
+        raise SemsmoothError(f"{path} is not a file")
     try:
         model = torch.jit.load(str(path), map_location=device)
     except Exception as e:  # torch raises many types for a bad archive

@@ -37,7 +37,7 @@ def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             return any(n.endswith("constants.pkl") or "/code/" in n for n in z.namelist())
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError):
         return False
 
 
@@ -58,6 +58,8 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", arch: str 
         else:
             shipped = ", ".join(list_models()) or "none"
             raise SemsmoothError(f"no model {name_or_path!r}: not a file and not a shipped model ({shipped})")
+    if not p.is_file():
+        raise SemsmoothError(f"{p} is not a file (a checkpoint .pt or a TorchScript file)")
     if arch:
         return load_state_dict_file(p, arch, device=device, **arch_kwargs)
     if _is_torchscript(p):
