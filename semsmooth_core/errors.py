@@ -35,6 +35,7 @@ from semsmooth_core import transforms as _T
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.stats import cp_lower
 from semsmooth_core.transforms.base import quantize_uint8
+from semsmooth_core.transforms.geometric import affine_resample
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_positive
 
 NORMS = ("whole", "channel", "half", "quadrant")
@@ -69,6 +70,8 @@ class ErrorSetup:
             raise SemsmoothError(f"{self.transform} supports interpolation "
                                  f"{', '.join(self.t.interpolations)}, not {self.interpolation!r}")
         d = self.t.dim
+        if self.sigma is None:
+            self.sigma = self.t.default_sigma
         s = [self.sigma] * d if np.ndim(self.sigma) == 0 else list(self.sigma)
         if len(s) != d:
             raise SemsmoothError(f"{self.transform} needs {d} sigma value(s), got {len(s)}")
@@ -320,3 +323,266 @@ def histogram(norms, bins: int = 60, range_: tuple[float, float] | None = None) 
     worst = a.max(axis=1) if a.ndim == 2 else a
     counts, edges = np.histogram(worst, bins=bins, range=range_)
     return {"edges": edges.tolist(), "counts": counts.tolist()}
+
+
+# --------------------------------------------------------------------------- malicious attacker
+# Fischer §6: q'_E = P_{β,x}(max_{γ∈C} ‖ε(β,γ,x)‖₂ < E), bounded by interval analysis over small
+# cells [γ_i, γ_{i+1}] (as Balunovic et al. 2019, App. A.4). For each cell we compute, per pixel,
+# an interval that contains ε(β, γ, x) for EVERY γ in the cell, and bound the norm by the norm of
+# the largest absolute end point. Steps (each one sound, see docs/theory.md):
+#   1. ψ_γ x and ψ_{β+γ} x over the cell (unquantized): value at the cell centre ± a Lipschitz
+#      bound times the motion bound of the sampled location (bilinear, bicubic); nearest: min/max
+#      of the pixels the location can reach; photometric: exact end points.
+#   2. rounding Q is monotone: [lo, hi] -> [Q(lo), Q(hi)].
+#   3. ψ_β applied to an interval: nearest/bilinear weights are >= 0 (apply to both ends);
+#      bicubic: centre ± (Σ|w|)² · local max radius.
+#   4. ε ∈ [two_lo − one_hi, two_hi − one_lo]; preprocessing: vignette and Gaussian have
+#      non-negative weights (apply to both ends); the low-pass P is handled as P(centre) ± ‖radius‖₂
+#      (P is an orthogonal projection, ‖P r‖₂ ≤ ‖r‖₂).
+
+def _keys_sums(a: float = -0.75) -> tuple[float, float]:
+    """S = max_t Σ_k |w(t−k)| and S' = max_t Σ_k |w'(t−k)| of the Keys cubic kernel used by
+    ``grid_sample(mode="bicubic")`` (a = −0.75), on a fine grid, inflated by 1% for safety."""
+    t = np.linspace(0.0, 1.0, 20001)
+    taps = np.stack([t + 1, t, 1 - t, 2 - t])                     # |distances| to the 4 taps
+    def w(d):
+        return np.where(d <= 1, (a + 2) * d ** 3 - (a + 3) * d ** 2 + 1,
+                        np.where(d < 2, a * d ** 3 - 5 * a * d ** 2 + 8 * a * d - 4 * a, 0.0))
+    def dw(d):
+        return np.where(d <= 1, 3 * (a + 2) * d ** 2 - 2 * (a + 3) * d,
+                        np.where(d < 2, 3 * a * d ** 2 - 10 * a * d + 8 * a, 0.0))
+    return float(np.abs(w(taps)).sum(0).max() * 1.01), float(np.abs(dw(taps)).sum(0).max() * 1.01)
+
+
+_KEYS_S, _KEYS_DS = _keys_sums()
+
+
+def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    return F.pad(x, (p, p, p, p))
+
+
+def _maxpool(x: torch.Tensor, m: int) -> torch.Tensor:
+    return F.max_pool2d(x, 2 * m + 1, stride=1, padding=m) if m > 0 else x
+
+
+def _minpool(x: torch.Tensor, m: int) -> torch.Tensor:
+    return -_maxpool(-x, m)
+
+
+def _neighbour_diff(xc: torch.Tensor) -> torch.Tensor:
+    """Per pixel: the largest |difference| to its 4 neighbours (on a zero-padded canvas)."""
+    d = torch.zeros_like(xc)
+    dx = (xc[..., :, 1:] - xc[..., :, :-1]).abs()
+    dy = (xc[..., 1:, :] - xc[..., :-1, :]).abs()
+    d[..., :, 1:] = torch.maximum(d[..., :, 1:], dx)
+    d[..., :, :-1] = torch.maximum(d[..., :, :-1], dx)
+    d[..., 1:, :] = torch.maximum(d[..., 1:, :], dy)
+    d[..., :-1, :] = torch.maximum(d[..., :-1, :], dy)
+    return d
+
+
+def _nearest_shifted(x, A, du, dv):
+    """Nearest-neighbour read at the locations of ``A`` shifted by per-pixel (du, dv) pixels."""
+    from semsmooth_core.transforms.geometric import _affine_grid
+    B, C, H, W = x.shape
+    A = A.to(device=x.device, dtype=torch.float64)
+    M = A / torch.tensor([W / 2.0, H / 2.0], dtype=torch.float64, device=x.device).view(1, 2, 1)
+    grid = _affine_grid(M, H, W, torch.float64)
+    grid[..., 0] += (du[:, 0] / (W / 2.0)).to(torch.float64)
+    grid[..., 1] += (dv[:, 0] / (H / 2.0)).to(torch.float64)
+    return F.grid_sample(x.to(torch.float64), grid, mode="nearest", padding_mode="zeros",
+                         align_corners=False).to(x.dtype)
+
+
+def _geo_param_interval(t, x, center, half, interpolation, lmax):
+    """[lo, hi] ⊇ {ψ_γ x : γ ∈ [center − half, center + half]} per pixel (unquantized), geometric ψ."""
+    B, C, H, W = x.shape
+    A = t.matrix(center)
+    ell = t.motion_bound(center, half, H, W).to(x.dtype)                       # [B,1,H,W] pixels
+    if interpolation == "nearest":
+        if lmax < 0.49:
+            # round() is monotone: within |Δ| ≤ ℓ < 1/2 of the centre location each coordinate rounds
+            # to one of round(c − ℓ), round(c + ℓ); the four corner reads cover every pixel read.
+            e = ell + 1e-4                                     # float slack of the grid arithmetic
+            reads = [_nearest_shifted(x, A, e * su, e * sv) for su in (-1, 1) for sv in (-1, 1)]
+            st = torch.stack(reads)
+            return st.amin(0), st.amax(0)
+        m = int(math.ceil(lmax)) + 1
+        xc = _pad(x, m + 1)
+        lo = affine_resample(_minpool(xc, m), A, "nearest", (H, W))
+        hi = affine_resample(_maxpool(xc, m), A, "nearest", (H, W))
+        return lo, hi
+    c = affine_resample(x, A, interpolation, (H, W))
+    if interpolation == "bilinear":
+        m = int(math.ceil(lmax + 1.5))
+        xc = _pad(x, m + 1)
+        L = math.sqrt(2.0) * affine_resample(_maxpool(_neighbour_diff(xc), m), A, "nearest", (H, W))
+    else:  # bicubic
+        m = int(math.ceil(lmax + 2.5))
+        xc = _pad(x, m + 1)
+        rng = _maxpool(xc, m) - _minpool(xc, m)
+        L = math.sqrt(2.0) * _KEYS_S * _KEYS_DS / 2.0 * affine_resample(rng, A, "nearest", (H, W))
+    r = L * ell
+    return c - r, c + r
+
+
+def _geo_input_interval(t, lo, hi, params, interpolation):
+    """[lo', hi'] ⊇ {ψ_β v : lo ≤ v ≤ hi} (β fixed)."""
+    A = t.matrix(params)
+    H, W = lo.shape[-2:]
+    if interpolation in ("nearest", "bilinear"):          # non-negative weights
+        return affine_resample(lo, A, interpolation), affine_resample(hi, A, interpolation)
+    c, r = (lo + hi) / 2, (hi - lo) / 2
+    m = 3
+    rl = affine_resample(_maxpool(_pad(r, m + 1), m), A, "nearest", (H, W)) * (_KEYS_S ** 2)
+    cc = affine_resample(c, A, interpolation)
+    return cc - rl, cc + rl
+
+
+def _interval_preprocess(pre: Preprocess, lo, hi, norm: str):
+    """Push the interval through the preprocessing and bound each part's ℓ2 norm: ``[B,P]``."""
+    from semsmooth_core.preprocess import _STEPS
+    mode_interval = True
+    c = R = None
+    whole_cap = None
+    for s in pre.steps:
+        fn = _STEPS[s.name][0]
+        if s.name == "lowpass":
+            if mode_interval:
+                whole_cap = torch.linalg.vector_norm(torch.maximum(lo.abs(), hi.abs()).flatten(1), dim=1)
+                c, r = (lo + hi) / 2, (hi - lo) / 2
+                R = torch.linalg.vector_norm(r.flatten(1), dim=1)
+                mode_interval = False
+            c = fn(c, *s.params)
+        elif mode_interval:                                  # vignette, gauss: weights >= 0
+            lo, hi = fn(lo, *s.params), fn(hi, *s.params)
+        else:                                                # contractions in ℓ2 (Young / mask)
+            c = fn(c, *s.params)
+    if mode_interval:
+        return part_norms(torch.maximum(lo.abs(), hi.abs()), norm)
+    b = part_norms(c, norm) + R[:, None]
+    if norm == "whole":
+        b = torch.minimum(b, whole_cap[:, None])
+    return b
+
+
+def eps_interval_bound(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, center: torch.Tensor,
+                       half: torch.Tensor, lmax: float | None = None) -> torch.Tensor:
+    """Upper bound ``[B,P]`` on max over γ ∈ [center − half, center + half] of ‖ε(β, γ, x)‖₂ per part."""
+    t, ip = setup.t, setup.interpolation
+    if setup.upscale != 1:
+        raise SemsmoothError("the worst-case bound does not support the attacker resize (upscale)")
+    half = half.expand_as(center) if half.shape != center.shape else half
+    q = quantize_uint8 if setup.quantize else (lambda v: v)
+    if hasattr(t, "motion_bound"):
+        if lmax is None:
+            lmax = float(t.motion_bound(center, half, *x.shape[-2:]).max()) if len(center) else 0.0
+        lo1, hi1 = _geo_param_interval(t, x, center, half, ip, lmax)
+        lob, hib = _geo_param_interval(t, x, beta + center, half, ip, lmax)
+        lo1, hi1 = q(lo1), q(hi1)
+        lo2, hi2 = _geo_input_interval(t, lo1, hi1, beta, ip)
+    elif hasattr(t, "param_interval"):
+        lo1, hi1 = t.param_interval(x, center, half)
+        lob, hib = t.param_interval(x, beta + center, half)
+        lo1, hi1 = q(lo1), q(hi1)
+        lo2, hi2 = t.input_interval(lo1, hi1, beta)
+    else:
+        raise SemsmoothError(f"no worst-case bound for {t.name}")
+    lo2, hi2 = q(lo2), q(hi2)
+    lob, hib = q(lob), q(hib)
+    return _interval_preprocess(setup.preprocess, lo2 - hib, hi2 - lob, setup.norm)
+
+
+def default_cells(setup: ErrorSetup, hw: tuple[int, int], motion: float = 0.01, cap: int = 4096) -> int:
+    """Cells per dimension so that the sampled location moves at most ``motion`` pixels within a
+    cell (capped so that the grid has at most ``cap`` cells in all)."""
+    t = setup.t
+    per_dim_cap = max(1, int(cap ** (1.0 / t.dim)))
+    if not hasattr(t, "motion_bound"):
+        return min(per_dim_cap, 256)
+    width = torch.tensor([[c[1] - c[0] for c in setup.C]], dtype=torch.float64)
+    center = torch.tensor([[max(abs(c[0]), abs(c[1])) for c in setup.C]], dtype=torch.float64) * 0
+    if t.name == "scaling":  # the largest motion is at the smallest factor: centre at min θ
+        center = torch.tensor([[setup.C[0][0] - 4 * setup.sigma[0]]], dtype=torch.float64)
+    per_unit = float(t.motion_bound(center, width / 2, *hw).max())       # motion for one cell = C
+    k = int(math.ceil(per_unit / motion)) if per_unit > 0 else 1
+    return max(1, min(k, per_dim_cap))
+
+
+@dataclass
+class WorstCase:
+    """Per (β, x): the interval upper bound on max_γ ‖ε‖₂ (worst part), and the maximum found by
+    evaluating ε exactly at the cell centres and at random γ (a lower estimate of the true max)."""
+
+    setup: ErrorSetup
+    bound: np.ndarray          # [n]
+    sampled_max: np.ndarray    # [n]
+    index: np.ndarray
+    beta: np.ndarray
+    cells: int                 # per dimension
+    seconds: float
+
+    @property
+    def n(self) -> int:
+        return len(self.bound)
+
+
+def _cell_grid(C, cells: int, device):
+    """Cell centres ``[K,d]`` and half-widths ``[d]`` of a regular grid over the box C."""
+    axes, halves = [], []
+    for lo, hi in C:
+        w = (hi - lo) / cells
+        axes.append(torch.tensor([lo + (i + 0.5) * w for i in range(cells)], dtype=torch.float64))
+        halves.append(w / 2)
+    mesh = torch.meshgrid(*axes, indexing="ij")
+    centers = torch.stack([m.reshape(-1) for m in mesh], dim=1)
+    return centers.to(device), torch.tensor(halves, dtype=torch.float64, device=device)
+
+
+def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cells: int | None = None,
+               extra_samples: int = 64, chunk: int = 2048, device=None,
+               progress: Callable[[int, int], None] | None = None) -> WorstCase:
+    """The malicious attacker of Fischer §6: for ``n`` sampled (β, x), a sound upper bound on
+    max over γ ∈ C of ‖ε(β, γ, x)‖₂ (max over parts), from a grid of ``cells`` cells per dimension."""
+    n = check_count("samples", n)
+    device = torch.device(device) if device is not None else data.device
+    idx, beta, _ = draw(setup, n, len(data), seed)
+    hw = tuple(data.shape[-2:])
+    cells = check_count("cells", cells) if cells is not None else default_cells(setup, hw)
+    centers, half = _cell_grid(setup.C, cells, device)
+    K = len(centers)
+    g = torch.Generator().manual_seed(int(seed) + 1)
+    lo = torch.tensor([c[0] for c in setup.C], dtype=torch.float64)
+    hi = torch.tensor([c[1] for c in setup.C], dtype=torch.float64)
+    bound = np.empty(n)
+    smax = np.empty(n)
+    # the largest motion over all cells and β is needed for the pooling windows
+    lmax = None
+    if hasattr(setup.t, "motion_bound"):
+        b_all = (beta.to(torch.float64).to(device)[:, None, :] + centers[None]).reshape(-1, setup.t.dim)
+        lmax = max(float(setup.t.motion_bound(centers, half.expand_as(centers), *hw).max()),
+                   float(setup.t.motion_bound(b_all, half.expand_as(b_all), *hw).max()))
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for i in range(n):
+            x1 = data[idx[i]:idx[i] + 1].to(device=device, dtype=torch.float32)
+            b1 = beta[i:i + 1].to(device=device, dtype=torch.float64)
+            best, seen = 0.0, 0.0
+            for s in range(0, K, chunk):
+                cs = centers[s:s + chunk]
+                m = len(cs)
+                xb = x1.expand(m, -1, -1, -1)
+                bb = b1.expand(m, -1)
+                ub = eps_interval_bound(setup, xb, bb, cs, half.expand_as(cs), lmax)
+                best = max(best, float(ub.max(dim=1).values.max()))
+                ex = part_norms(eps(setup, xb, bb.float(), cs.float()).double(), setup.norm)
+                seen = max(seen, float(ex.max()))
+            rg = lo + (hi - lo) * torch.rand(extra_samples, setup.t.dim, generator=g, dtype=torch.float64)
+            xb = x1.expand(extra_samples, -1, -1, -1)
+            ex = part_norms(eps(setup, xb, b1.float().expand(extra_samples, -1), rg.float().to(device)).double(),
+                            setup.norm)
+            seen = max(seen, float(ex.max()))
+            bound[i], smax[i] = best, seen
+            if progress is not None:
+                progress(i + 1, n)
+    return WorstCase(setup, bound, smax, idx.numpy(), beta.numpy(), cells, time.perf_counter() - t0)

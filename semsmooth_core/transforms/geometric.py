@@ -188,3 +188,39 @@ class Scaling(Transform):
 
 def degrees_to_radians(d: float) -> float:  # small helper for pages/docs
     return d * math.pi / 180.0
+
+
+# --------------------------------------------------------------------------- motion bounds
+# Used by the malicious-attacker bound of semsmooth_core.errors.worst_case: for parameters in a
+# cell [c - h, c + h], how far (in pixels) can the input location read by an output pixel move
+# away from the location read at the cell centre c?
+
+def _centred_radius(oh: int, ow: int, device) -> torch.Tensor:
+    u = torch.arange(ow, device=device, dtype=torch.float64) - (ow - 1) / 2.0
+    v = torch.arange(oh, device=device, dtype=torch.float64) - (oh - 1) / 2.0
+    return torch.sqrt(v[:, None] ** 2 + u[None, :] ** 2)                 # [oh, ow]
+
+
+def _rotation_motion(center: torch.Tensor, half: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """|R(-γ)p − R(-γc)p| ≤ |p|·|γ − γc| (radians): the chord is shorter than the arc."""
+    r = _centred_radius(oh, ow, center.device)
+    return r[None, None] * torch.deg2rad(half[:, 0].to(torch.float64)).view(-1, 1, 1, 1)
+
+
+def _translation_motion(center: torch.Tensor, half: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """|(p − γ) − (p − γc)| = |γ − γc| ≤ ‖h‖₂."""
+    h = torch.linalg.vector_norm(half.to(torch.float64), dim=1)
+    return h.view(-1, 1, 1, 1).expand(-1, 1, oh, ow)
+
+
+def _scaling_motion(center: torch.Tensor, half: torch.Tensor, oh: int, ow: int) -> torch.Tensor:
+    """|e^{−θ}p − e^{−θc}p| ≤ |p|·e^{−θc}(e^{h} − 1) for |θ − θc| ≤ h."""
+    r = _centred_radius(oh, ow, center.device)
+    c = center[:, 0].to(torch.float64)
+    h = half[:, 0].to(torch.float64)
+    return r[None, None] * (torch.exp(-c) * torch.expm1(h)).view(-1, 1, 1, 1)
+
+
+Rotation.motion_bound = staticmethod(_rotation_motion)
+Translation.motion_bound = staticmethod(_translation_motion)
+Scaling.motion_bound = staticmethod(_scaling_motion)

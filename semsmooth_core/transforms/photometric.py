@@ -57,3 +57,45 @@ class Contrast(Transform):
         m = x.mean(dim=(1, 2, 3), keepdim=True)
         k = torch.exp(params[:, 0].to(x.dtype)).view(-1, 1, 1, 1)
         return m + k * (x - m)
+
+
+# --------------------------------------------------------------------------- interval forms
+# Used by the malicious-attacker bound (semsmooth_core.errors.worst_case). Exact (not relaxed):
+# both transforms are monotone in their parameter per pixel.
+
+def _brightness_param_interval(x, center, half):
+    """{x + γ : |γ − c| ≤ h} per pixel = [x + c − h, x + c + h]."""
+    c = center[:, 0].to(x.dtype).view(-1, 1, 1, 1)
+    h = half[:, 0].to(x.dtype).view(-1, 1, 1, 1)
+    return x + c - h, x + c + h
+
+
+def _brightness_input_interval(lo, hi, params):
+    """ψ_b is increasing in x: [lo + b, hi + b]."""
+    b = params[:, 0].to(lo.dtype).view(-1, 1, 1, 1)
+    return lo + b, hi + b
+
+
+def _contrast_param_interval(x, center, half):
+    """m + e^c (x − m) is monotone in c per pixel: the extremes sit at c ± h."""
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    c = center[:, 0].to(x.dtype).view(-1, 1, 1, 1)
+    h = half[:, 0].to(x.dtype).view(-1, 1, 1, 1)
+    a, b = m + torch.exp(c - h) * (x - m), m + torch.exp(c + h) * (x - m)
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
+def _contrast_input_interval(lo, hi, params):
+    """ψ_c(v) = e^c v + (1 − e^c) m(v), m(v) ∈ [m(lo), m(hi)]; the sign of 1 − e^c picks the ends."""
+    k = torch.exp(params[:, 0].to(lo.dtype)).view(-1, 1, 1, 1)
+    mlo, mhi = lo.mean(dim=(1, 2, 3), keepdim=True), hi.mean(dim=(1, 2, 3), keepdim=True)
+    w = 1.0 - k
+    low = k * lo + torch.where(w >= 0, w * mlo, w * mhi)
+    high = k * hi + torch.where(w >= 0, w * mhi, w * mlo)
+    return low, high
+
+
+Brightness.param_interval = staticmethod(_brightness_param_interval)
+Brightness.input_interval = staticmethod(_brightness_input_interval)
+Contrast.param_interval = staticmethod(_contrast_param_interval)
+Contrast.input_interval = staticmethod(_contrast_input_interval)

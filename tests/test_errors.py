@@ -1,0 +1,172 @@
+"""Interpolation error ε, q_E / E estimation, the worst-case bound, the estimate-error CLI."""
+
+import json
+import numpy as np
+import pytest
+import torch
+from statsmodels.stats.proportion import proportion_confint
+
+from semsmooth_core import errors as E
+from semsmooth_core.transforms import quantize_uint8
+from semsmooth_core.validation import SemsmoothError
+
+
+@pytest.fixture(scope="module")
+def digits():
+    from semsmooth_core.data import embedded_mnist
+    x, _ = embedded_mnist("heldout")
+    return x[:40]
+
+
+def test_eps_zero_for_right_angles(digits):
+    s = E.ErrorSetup("rotation", "bilinear", 30, 180, "vignette+lowpass:8")
+    beta = torch.tensor([[90.0], [-90.0], [180.0], [0.0]])
+    gamma = torch.tensor([[90.0], [180.0], [-270.0], [90.0]])
+    e = E.eps(s, digits[:4], beta, gamma)
+    assert e.abs().max().item() < 1e-5
+    # a generic angle gives a non-zero error (the test can fail)
+    assert E.eps(s, digits[:4], beta + 7.3, gamma + 5.1).abs().max().item() > 1e-2
+
+
+def test_eps_zero_for_same_sign_integer_translations(digits):
+    for ip in ("nearest", "bilinear", "bicubic"):
+        s = E.ErrorSetup("translation", ip, 2.0, 3.0)
+        e = E.eps(s, digits[:3], torch.tensor([[1.0, 2.0], [0.0, -1.0], [3.0, 0.0]]),
+                  torch.tensor([[2.0, 1.0], [2.0, -2.0], [1.0, 0.0]]))
+        assert e.abs().max().item() == 0.0
+
+
+def test_partition_norms_add_up():
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(5, 3, 9, 11, generator=g, dtype=torch.float64)
+    whole = E.part_norms(e, "whole")[:, 0]
+    for norm, parts in [("channel", 3), ("half", 2), ("quadrant", 4)]:
+        p = E.part_norms(e, norm)
+        assert p.shape == (5, parts)
+        assert torch.allclose((p ** 2).sum(1).sqrt(), whole)
+    left = e[..., :6].flatten(1).norm(dim=1)
+    assert torch.allclose(E.part_norms(e, "half")[:, 0], left)
+    assert torch.allclose(E.part_norms(e, "channel")[:, 1], e[:, 1].flatten(1).norm(dim=1))
+
+
+def test_q_E_lower_matches_statsmodels():
+    rng = np.random.default_rng(0)
+    norms = rng.gamma(4.0, 0.1, size=3000)
+    for Ev, a in [(0.3, 0.001), (0.5, 0.01), (0.8, 0.05)]:
+        r = E.q_E(norms, Ev, a)
+        k = int((norms < Ev).sum())
+        assert r["k"] == k and r["n"] == 3000
+        ref = proportion_confint(k, 3000, alpha=2 * a, method="beta")[0]
+        assert abs(r["q_E_lower"] - ref) < 1e-9
+
+
+def test_E_for_q_is_the_smallest():
+    rng = np.random.default_rng(1)
+    norms = rng.gamma(4.0, 0.1, size=5000)
+    r = E.E_for_q(norms, 0.9, 0.001)
+    assert r["q_E_lower"] >= 0.9
+    below = np.nextafter(np.sort(norms)[r["k"] - 1], -np.inf)     # the next smaller candidate E
+    assert E.q_E(norms, below, 0.001)["q_E_lower"] < 0.9
+    assert E.E_for_q(norms[:10], 0.99, 0.001)["E"] == float("inf")     # 10 samples cannot show 0.99
+
+
+def test_sampling_deterministic_and_batch_invariant(digits):
+    s = E.ErrorSetup("rotation", "bilinear", 30, 30, "vignette")
+    a = E.sample_errors(s, digits, 300, seed=5, batch_size=300)
+    b = E.sample_errors(s, digits, 300, seed=5, batch_size=64)
+    c = E.sample_errors(s, digits, 300, seed=6, batch_size=300)
+    assert np.allclose(a.norms, b.norms, atol=1e-6)
+    assert np.array_equal(a.index, b.index) and np.array_equal(a.beta, b.beta)
+    assert not np.allclose(a.norms, c.norms)
+    assert np.all(np.abs(a.gamma) <= 30)
+    # x, β, γ draws reproduce ε exactly
+    i = 17
+    e = E.eps(s, digits[a.index[i]:a.index[i] + 1], torch.tensor(a.beta[i:i + 1]), torch.tensor(a.gamma[i:i + 1]))
+    assert abs(float(e.double().norm()) - a.norms[i, 0]) < 1e-5
+
+
+def test_preprocessing_lowers_E(digits):
+    raw = E.sample_errors(E.ErrorSetup("rotation", "bilinear", 30, 30), digits, 400, seed=0)
+    lp = E.sample_errors(E.ErrorSetup("rotation", "bilinear", 30, 30, "lowpass:8"), digits, 400, seed=0)
+    assert np.all(lp.norms <= raw.norms + 1e-5)          # a projection never increases ‖ε‖₂
+
+
+def test_attacker_resize(digits):
+    s = E.ErrorSetup("rotation", "bilinear", 30.0, 30.0, "vignette", upscale=2)
+    e = E.eps(s, digits[:2], torch.tensor([[10.0], [-5.0]]), torch.tensor([[7.0], [20.0]]))
+    assert e.shape == (2, 1, 28, 28) and e.abs().max() > 0
+    # translation parameters stay in pixels of the ORIGINAL image: an integer shift with an
+    # integer upscale is exact, so ε = 0 (same-sign shifts, content stays in the frame)
+    t = E.ErrorSetup("translation", "bilinear", 2.0, 2.0, upscale=3)
+    two, one = E.eps_terms(t, digits[:2], torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+    assert torch.equal(two, one)
+    down = E._downscaled(E._upscaled(digits[:2], 3), (28, 28))
+    assert torch.allclose(one[0, :, :, 2:], down[0, :, :, :-2], atol=1e-6)
+    with pytest.raises(SemsmoothError):
+        E.ErrorSetup("rotation", upscale=0.5)
+
+
+@pytest.mark.parametrize("tr,ip,pre,C,sig,cells", [
+    ("rotation", "bilinear", None, 30, 30, 120),
+    ("rotation", "nearest", "vignette", 30, 30, 240),
+    ("rotation", "bicubic", "vignette+lowpass:8", 20, 30, 120),
+    ("translation", "bilinear", "gauss:3:0.8", 1.5, 2.0, 8),
+    ("scaling", "bilinear", None, 0.15, 0.1, 60),
+    ("contrast", "bilinear", "lowpass:6", 0.3, 0.2, 16),
+    ("brightness", "bilinear", None, 0.2, 0.1, 16),
+])
+def test_worst_case_bound_never_below_dense_sampled_max(digits, tr, ip, pre, C, sig, cells):
+    s = E.ErrorSetup(tr, ip, sig, C, pre)
+    wc = E.worst_case(s, digits[:10], 2, seed=3, cells=cells, extra_samples=16)
+    # independent dense check: many γ per (β, x) evaluated exactly
+    g = torch.Generator().manual_seed(11)
+    d = s.t.dim
+    for i in range(wc.n):
+        x = digits[wc.index[i]:wc.index[i] + 1].expand(1500, -1, -1, -1)
+        gam = (torch.rand(1500, d, generator=g) * 2 - 1) * C
+        beta = torch.tensor(wc.beta[i:i + 1]).expand(1500, -1)
+        dense = float(E.part_norms(E.eps(s, x, beta, gam).double(), s.norm).max())
+        assert wc.bound[i] >= dense - 1e-6, (wc.bound[i], dense)
+        assert wc.bound[i] >= wc.sampled_max[i] - 1e-6
+
+
+def _cli(capsys, *args):
+    """Run the CLI in-process (a subprocess per call costs seconds of imports on a busy machine)."""
+    from types import SimpleNamespace
+
+    from semsmooth_core.cli import main
+    capsys.readouterr()
+    try:
+        rc = main(["estimate-error", *args])
+    except SystemExit as e:            # argparse usage errors
+        rc = e.code
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=rc, stdout=out.out, stderr=out.err)
+
+
+def test_cli_json_contract(capsys):
+    r = _cli(capsys, "--transform", "rotation", "--sigma", "30", "--range", "30", "--samples", "300", "--vignette",
+             "--lowpass", "8", "--E", "0.5", "--seed", "1", "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for k in ("n", "quantiles", "E", "q_E", "q_E_lower", "seconds", "samples_per_second"):
+        assert k in d
+    assert set(d["quantiles"]) >= {"q50", "q90", "q95", "q99", "max"}
+    assert d["n"] == 300 and d["E"] == 0.5 and 0 <= d["q_E_lower"] <= d["q_E"] <= 1
+    assert d["setup"]["preprocess"] == "vignette+lowpass:8"
+    r2 = _cli(capsys, "--transform", "translation", "--range", "2", "--samples", "100", "--norm", "quadrant",
+              "--worst-case", "--worst-samples", "1", "--cells", "4", "--json", "--quiet")
+    assert r2.returncode == 0, r2.stderr
+    d2 = json.loads(r2.stdout)
+    assert d2["parts"] == ["top-left", "top-right", "bottom-left", "bottom-right"]
+    assert d2["worst_case"]["quantiles_bound"]["max"] >= d2["worst_case"]["quantiles_sampled_max"]["max"]
+
+
+@pytest.mark.parametrize("bad", [["--transform", "nope"], ["--sigma", "-1"], ["--samples", "0"],
+                                 ["--alpha-E", "2"], ["--gauss", "4:1"], ["--range", "-3"]])
+def test_cli_bad_input_exit_2(capsys, bad):
+    r = _cli(capsys, *bad, "--samples" if "--samples" not in bad else "--seed", "10" if "--samples" not in bad else "0",
+             "--json", "--quiet")
+    assert r.returncode == 2, (bad, r.stdout, r.stderr)
+    assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
+
