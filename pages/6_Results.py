@@ -1,6 +1,9 @@
 """Results: background certification runs (start, watch, cancel, resume) and their results —
 certified accuracy vs radius, radius histograms, a Fischer-Table-2 summary, per-input rows —
-next to imported certify logs of other tools (Cohen-format TSV)."""
+next to imported certify logs of other tools (Cohen-format TSV).
+
+Session-state keys: reads ``"results_run"`` (a run id to preselect, e.g. set by the Certify page);
+a click on a per-input row sets ``"certify_index"`` and ``"certify_run"`` and opens the Certify page."""
 
 from __future__ import annotations
 
@@ -44,7 +47,8 @@ store.reap()
 
 
 # --------------------------------------------------------------------------- new run
-def _config(n_inputs: int, start: int, sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
+def _config(sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
+    """The certify options of a Gaussian-smoothing run of the sidebar's model and dataset."""
     ref = model_ref()
     cfg = {"dataset": st.session_state.get("dataset", "mnist"), "split": "heldout",
            "root": st.session_state.get("data_root") or None, "model": ref[0] if ref else None,
@@ -72,7 +76,7 @@ with st.expander("Start a new background run", expanded=False):
         name = c8.text_input("Name", "")
         if st.form_submit_button("Start run", type="primary"):
             try:
-                cfg = _config(int(n_inputs), int(start), float(sigma), int(n0), int(n), float(alpha), int(bs))
+                cfg = _config(float(sigma), int(n0), int(n), float(alpha), int(bs))
                 if not cfg["model"]:
                     raise SemsmoothError("no model selected in the sidebar")
                 rid = jobs.start_job(cfg, range(int(start), int(start) + int(n_inputs)), store, name=name or None)
@@ -137,6 +141,9 @@ usable = [r for r in runs if r["done"] > 0]
 if not usable:
     st.info("No results yet: start a run above, run `python -m semsmooth_core runs start ...`, or import a log.")
     st.stop()
+with st.expander(f"All runs in the store ({len(runs)})"):
+    st.dataframe(pd.DataFrame([{k: r[k] for k in ("id", "name", "kind", "status", "done", "total", "error")}
+                               for r in runs]), hide_index=True, width="stretch")
 labels = {r["id"]: f"{r['id']}: {r['name']} ({r['kind']}, {r['status']}, {r['done']}/{r['total']})" for r in usable}
 default = [i for i in [st.session_state.get("results_run")] if i in labels] or [usable[0]["id"]]
 picked = st.multiselect("Runs to show", list(labels), default=default, format_func=labels.get, key="results_pick")
@@ -185,11 +192,11 @@ fig_hist.update_layout(title="Radius of certified (correct) inputs", xaxis_title
 h1.plotly_chart(fig_hist, width="stretch")
 first = picked[0]
 per_class = hist[hist["run"] == labels[first].split(" (")[0]] if len(hist) else hist
-fig_cls = (px.box(per_class, x="class", y="radius", points="all",
-                  category_orders={"class": sorted(per_class["class"].unique(), key=int)})
+fig_cls = (px.histogram(per_class, x="radius", color="class", nbins=30,
+                        category_orders={"class": sorted(per_class["class"].unique(), key=int)})
            if len(per_class) else go.Figure())
-fig_cls.update_layout(title=f"Per class — {labels[first].split(' (')[0]}", xaxis_title="true class",
-                      yaxis_title=f"radius ({units[first]})", height=380)
+fig_cls.update_layout(title=f"Per true class — {labels[first].split(' (')[0]}", xaxis_title=f"radius ({units[first]})",
+                      yaxis_title="inputs", height=380)
 h2.plotly_chart(fig_cls, width="stretch")
 
 

@@ -197,9 +197,10 @@ def test_real_pipeline_through_worker(tmp_path):
 
     if not list_models():
         pytest.skip("no shipped model")
-    name = next(iter(list_models()))
+    name = "mnist_cnn_noise025" if "mnist_cnn_noise025" in list_models() else next(iter(list_models()))
     cfg = {"dataset": "mnist", "split": "heldout", "model": name, "smoothing": "noise", "sigma_eps": 0.25,
            "n0": 10, "n_eps": 100, "alpha_eps": 0.01, "seed": 0, "batch_size": 100, "device": "cpu"}
+    pipeline.validate_config(cfg)
     store = Store(tmp_path / "runs.sqlite")
     rid = store.create_run(cfg, [0, 1], name="pipeline")
     assert jobs.worker_loop(store, run_id=rid, runner=pipeline.certify_inputs) == [(rid, "done")], \
