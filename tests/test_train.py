@@ -165,12 +165,28 @@ def test_cli_train_end_to_end(tmp_path):
     (["--dataset", "nope"], "unknown dataset"),
     (["--out", "model.txt"], "--out must be a .pt file"),
     (["--train-indices", "a:b"], "bad --indices"),
+    (["--preprocess", "sharpen:3"], "preprocess"),
+    (["--width", "8", "--arch", "resnet18_small"], "--width applies to --arch small_cnn only"),
+    (["--epochs", "two"], "invalid int value"),
 ])
-def test_cli_train_bad_args_exit_2(tmp_path, args, msg):
-    base = ["--out", str(tmp_path / "m.pt"), "--epochs", "1", "--json"]
-    r = _cli(*(base + args))
-    assert r.returncode == 2, (r.returncode, r.stderr[-500:])
-    assert r.stdout == ""
-    err = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(err) == 1 and msg in err[0], r.stderr
+def test_cli_train_bad_args_exit_2(tmp_path, capsys, args, msg):
+    from semsmooth_core.cli import main
+
+    argv = ["train", "--out", str(tmp_path / "m.pt"), "--epochs", "1", "--json",
+            "--train-indices", "0:4000:100", "--val-indices", "0:10"] + args
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own errors (type conversion) exit from the parser
+        rc = e.code
+    cap = capsys.readouterr()
+    assert rc == 2, (rc, cap.err[-500:])
+    assert cap.out == ""
+    err = [ln for ln in cap.err.splitlines() if ln.strip()]
+    assert len(err) == 1 and msg in err[0], cap.err
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_cli_train_bad_arg_process_exit_code(tmp_path):
+    r = _cli("--out", str(tmp_path / "m.pt"), "--sigma-eps", "-0.5", "--json")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().count("\n") == 0 and "--sigma-eps must be >= 0" in r.stderr
