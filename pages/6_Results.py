@@ -145,7 +145,8 @@ with st.expander(f"All runs in the store ({len(runs)})"):
     st.dataframe(pd.DataFrame([{k: r[k] for k in ("id", "name", "kind", "status", "done", "total", "error")}
                                for r in runs]), hide_index=True, width="stretch")
 labels = {r["id"]: f"{r['id']}: {r['name']} ({r['kind']}, {r['status']}, {r['done']}/{r['total']})" for r in usable}
-default = [i for i in [st.session_state.get("results_run")] if i in labels] or [usable[0]["id"]]
+default = [i for i in [st.session_state.get("results_run")] if i in labels] or \
+    [next(r["id"] for r in usable if r["kind"] == k) for k in ("run", "import") if any(r["kind"] == k for r in usable)]
 picked = st.multiselect("Runs to show", list(labels), default=default, format_func=labels.get, key="results_pick")
 if not picked:
     st.stop()

@@ -165,7 +165,7 @@ def test_results_page_shows_runs_and_logs(results_db):
     at = _app()
     assert not at.exception, at.exception
     ms = at.multiselect(key="results_pick")
-    assert ms.value == [imp]  # newest first
+    assert ms.value == [rid, imp]  # by default: our newest run beside the newest imported log
     ms.set_value([rid, imp]).run()
     assert not at.exception, at.exception
     assert not at.error
