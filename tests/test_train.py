@@ -190,3 +190,35 @@ def test_cli_train_bad_arg_process_exit_code(tmp_path):
     r = _cli("--out", str(tmp_path / "m.pt"), "--sigma-eps", "-0.5", "--json")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip().count("\n") == 0 and "--sigma-eps must be >= 0" in r.stderr
+
+
+def test_cli_train_on_torchvision_mnist_folder(tmp_path, capsys, one_thread):
+    """The train command on a real on-disk dataset (torchvision's MNIST layout, written here)."""
+    import numpy as np
+
+    import struct
+
+    from semsmooth_core.cli import main
+
+    def _write_idx(path, arr):  # MNIST IDX: magic (0, 0, 0x08 ubyte, ndim), big-endian dims, bytes
+        arr = np.ascontiguousarray(arr, dtype=np.uint8)
+        path.write_bytes(struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}i", *arr.shape)
+                         + arr.tobytes())
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for prefix, n in (("train", 40), ("t10k", 12)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", np.arange(n, dtype=np.uint8) % 10)
+    out = tmp_path / "m.pt"
+    rc = main(["train", "--dataset", "mnist-torchvision", "--root", str(tmp_path), "--width", "4",
+               "--epochs", "1", "--batch-size", "20", "--noise-draws", "1", "--out", str(out),
+               "--json", "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    card = json.loads(cap.out)
+    assert card["n_train"] == 40 and card["n_heldout"] == 12 and card["heldout_split"] == "test"
+    assert card["num_classes"] == 10 and "--root" in card["command"]
+    model, _ = load_model(str(out))
+    assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
