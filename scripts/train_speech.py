@@ -54,6 +54,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sigma-eps", type=float, default=0.01)
     ap.add_argument("--volume-db", type=float, default=10.0)
+    ap.add_argument("--clean-fraction", type=float, default=0.25,
+                    help="fraction of training clips without noise (so the base model also knows clean clips)")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -91,14 +93,15 @@ def main() -> None:
             idx = perm[i:i + args.batch_size]
             xb, yb = xtr[idx], ytr[idx]
             beta = (torch.rand(len(xb), 1, generator=gen) * 2 - 1) * args.volume_db
-            xb = vol(xb, beta) + args.sigma_eps * torch.randn(xb.shape, generator=gen)
+            noisy = (torch.rand(len(xb), 1, generator=gen) >= args.clean_fraction).float()
+            xb = vol(xb, beta) + noisy * args.sigma_eps * torch.randn(xb.shape, generator=gen)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
             steps += 1
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
             n += len(idx)
         epochs_done = epoch + 1
         loss_v = tot / n
@@ -116,7 +119,7 @@ def main() -> None:
     noisy = evaluate(model, xte, yte, args.sigma_eps, g, draws=5)
     noisy_vol = evaluate(model, xte, yte, args.sigma_eps, g, volume_db=3.0, draws=5)
     cmd = (f"OMP_NUM_THREADS={args.threads} python scripts/train_speech.py --sigma-eps {args.sigma_eps} "
-           f"--volume-db {args.volume_db} --epochs {args.epochs} --batch-size {args.batch_size} --lr {args.lr} "
+           f"--volume-db {args.volume_db} --clean-fraction {args.clean_fraction} --epochs {args.epochs} --batch-size {args.batch_size} --lr {args.lr} "
            f"--width {args.width} --seed {args.seed} --max-seconds {args.max_seconds}")
     card = {
         "summary": f"spoken words (10), waveform->MFCC->CNN, sigma_eps={args.sigma_eps}, "
@@ -126,14 +129,15 @@ def main() -> None:
         "features": "MFCC in torch (semsmooth_core.audio.MFCC = librosa.feature.mfcc: n_mfcc 40, n_fft 480, "
                     "hop 160, 40 mels 20-7600 Hz, power_to_db top_db 80, DCT-II ortho) inside the model",
         "sigma_eps": args.sigma_eps, "noise_space": "waveform, [-1,1] scale",
-        "augmentation": f"volume beta ~ U[-{args.volume_db}, {args.volume_db}] dB (int16-rounded), then N(0, sigma_eps^2)",
+        "augmentation": f"volume beta ~ U[-{args.volume_db}, {args.volume_db}] dB (int16-rounded), then N(0, sigma_eps^2) "
+                        f"on a fraction {1 - args.clean_fraction:g} of the clips (the rest clean)",
         "training_data": "data/speech_words/train.npz from scripts/synth_speech.py (espeak-ng, 86 voice variants)",
         "heldout_data": "assets/speech_words/heldout.npz (200 clips, 12 voice variants never used in training)",
         "heldout_clean_accuracy": round(clean, 4), "heldout_noise_accuracy": round(noisy, 4),
         "heldout_noise_volume3db_accuracy": round(noisy_vol, 4),
         "epochs": epochs_done, "steps": steps, "train_seconds": round(train_s, 1), "seed": args.seed,
         "optimizer": f"Adam lr {args.lr} one-cycle, weight decay 1e-4, batch {args.batch_size}",
-        "command": "python scripts/synth_speech.py && " + cmd, "history": history, "environment": environment(),
+        "command": "python scripts/synth_speech.py && " + cmd, "history": history, "environment": {k: str(v) for k, v in environment().items()},
     }
     save_checkpoint(args.out, model, "speech_cnn", arch_kwargs, card)
     print({k: card[k] for k in ("heldout_clean_accuracy", "heldout_noise_accuracy",

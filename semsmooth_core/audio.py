@@ -230,3 +230,78 @@ def encode_wav(clip, sample_rate: int = SAMPLE_RATE) -> bytes:
     buf = io.BytesIO()
     sf.write(buf, to_int16(clip), sample_rate, format="WAV", subtype="PCM_16")
     return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- E for volume changes
+class _VolumeErrorSetup:
+    """The minimal setup :func:`semsmooth_core.errors.draw` and :func:`semsmooth_core.errors.eps`
+    read (transform, interpolation, quantize, upscale, preprocess, sigma, C), for waveforms.
+
+    ``errors.ErrorSetup`` accepts image transformations only (it checks ``modality``); ε itself
+    (``errors.eps``: ψ^I_β(ψ^I_γ x) − ψ^I_{β+γ} x) and the draws (x ~ U(data), β ~ N(0, σ²),
+    γ ~ U(C)) are used unchanged from there, so the formula lives in one place.
+    """
+
+    transform = "volume"
+    interpolation = "bilinear"      # ignored by the volume transform
+    quantize = True
+    upscale = 1.0
+    norm = "whole"
+
+    def __init__(self, sigma_db: float, C: tuple[float, float]):
+        from semsmooth_core import transforms
+
+        self.t = transforms.get("volume")
+        self.sigma = (float(sigma_db),)
+        self.C = ((float(C[0]), float(C[1])),)
+        self.preprocess = lambda z: z
+
+    def describe(self) -> dict:
+        return {"transform": "volume", "sigma": list(self.sigma), "C": [list(c) for c in self.C],
+                "units": ["dB"], "quantize": True, "norm": "whole", "space": "waveform [-1,1]"}
+
+
+def volume_error_norms(data: torch.Tensor, n: int, sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0),
+                       seed: int = 0, batch_size: int = 500, progress=None) -> dict:
+    """Sample ``n`` triples (x ~ U(data), β ~ N(0, σ²) dB, γ ~ U(C) dB) and return the l2 norms of
+    the rounding error ε(β,γ,x) = Q(10^{β/20} Q(10^{γ/20} x)) − Q(10^{(β+γ)/20} x) in the
+    waveform space (Fischer §5.2 for audio, §7.3). ``data`` ``[N,T]``. Returns
+    ``{"norms": [n], "linf": [n], "beta", "gamma", "index", "setup", "seconds"}``."""
+    import time
+
+    from semsmooth_core import errors
+    from semsmooth_core.validation import check_count
+
+    n = check_count("samples", n)
+    if not isinstance(data, torch.Tensor) or data.ndim != 2 or len(data) == 0:
+        raise SemsmoothError("data must be a non-empty tensor of waveforms [N,T]")
+    setup = _VolumeErrorSetup(sigma_db, C)
+    idx, beta, gamma = errors.draw(setup, n, len(data), seed)
+    norms = np.empty(n)
+    linf = np.empty(n)
+    t0 = time.perf_counter()
+    with torch.no_grad():
+        for s in range(0, n, batch_size):
+            e = min(n, s + batch_size)
+            err = errors.eps(setup, data[idx[s:e]].float(), beta[s:e], gamma[s:e]).double()
+            norms[s:e] = err.norm(dim=1).numpy()
+            linf[s:e] = err.abs().amax(dim=1).numpy()
+            if progress is not None:
+                progress(e, n)
+    return {"norms": norms, "linf": linf, "beta": beta.numpy()[:, 0], "gamma": gamma.numpy()[:, 0],
+            "index": idx.numpy(), "setup": setup.describe(), "seconds": time.perf_counter() - t0}
+
+
+def estimate_volume_E(data: torch.Tensor, n: int = 2000, q: float = 0.95, alpha_E: float = 0.001,
+                      sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), seed: int = 0,
+                      progress=None) -> dict:
+    """E with lower bound q̲_E >= ``q`` at confidence 1 − α_E (``errors.E_for_q``) for volume
+    changes; the paper's setting (§7.3) is σ_γ = 3 dB, C = [-3, 3] dB, α_E = 0.001, q_E = 0.95."""
+    from semsmooth_core import errors
+
+    smp = volume_error_norms(data, n, sigma_db, C, seed, progress=progress)
+    got = errors.E_for_q(smp["norms"], q, alpha_E)
+    if not math.isfinite(got["E"]):
+        raise SemsmoothError(f"{n} error samples are too few for q = {q} at alpha_E {alpha_E}; use more")
+    return {**got, "quantiles": errors.quantiles(smp["norms"]), "sigma_db": sigma_db, "C": list(C),
+            "seconds": smp["seconds"], "predicted_rounding_l2": rounding_error_l2(data.shape[1])}

@@ -82,3 +82,22 @@ def build(arch: str, **kwargs) -> nn.Module:
         known = ", ".join(sorted(ARCHITECTURES))
         raise SemsmoothError(f"unknown architecture {arch!r}: use one of {known} or a torchvision "
                              "model name") from None
+
+
+# --- audio (issue 6): waveform -> MFCC -> CNN, defined in semsmooth_core.models.audio_models
+def _speech_cnn(**kwargs):
+    from semsmooth_core.models.audio_models import speech_cnn
+
+    return speech_cnn(**kwargs)
+
+
+ARCHITECTURES["speech_cnn"] = _speech_cnn
+
+
+def _silero_vad(**kwargs):
+    from semsmooth_core.models.audio_models import silero_vad
+
+    return silero_vad(**kwargs)
+
+
+ARCHITECTURES["silero_vad"] = _silero_vad

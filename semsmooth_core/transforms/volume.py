@@ -39,14 +39,20 @@ class Volume(Transform):
     uses_interpolation = False
 
     def apply(self, x: torch.Tensor, params: torch.Tensor, interpolation: str) -> torch.Tensor:
+        """The ideal transform 10^(β/20)·x, computed in float64 (returned in float64)."""
         if not isinstance(x, torch.Tensor) or x.ndim != 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise SemsmoothError(f"volume takes waveforms of shape [B,T], got {shape}")
         if not torch.is_floating_point(x):
             raise SemsmoothError(f"volume takes float waveforms in [-1,1), got dtype {x.dtype}")
-        gain = db_to_gain(params[:, :1].to(torch.float64)).to(x.dtype if x.dtype == torch.float64 else torch.float64)
-        return (x.to(torch.float64) * gain).to(x.dtype)
+        return x.to(torch.float64) * db_to_gain(params[:, :1].to(torch.float64))
 
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
         """int16 storage: clamp to [-32768, 32767]/32768 and round to the nearest k/32768."""
         return quantize_int16(x)
+
+    def __call__(self, x: torch.Tensor, params, interpolation: str = "bilinear",
+                 quantize: bool = True) -> torch.Tensor:
+        """As :meth:`Transform.__call__`, with scaling and rounding in float64 (so the int16
+        result is exact) and the output in x's dtype (values k/32768 are exact in float32)."""
+        return super().__call__(x, params, interpolation, quantize).to(x.dtype)
