@@ -1,0 +1,271 @@
+"""The per-dataset certification runner shared by the CLI (``certify``), the app and the
+background worker (``semsmooth_core.jobs``).
+
+``certify_inputs(config, indices, on_row, progress=None, should_stop=None) -> dict`` certifies
+each listed input of a dataset and hands every finished row to ``on_row`` at once (so a results
+store never loses finished work); each input is certified from its own generator seeded by
+``(seed, index)`` only, so a resumed or reordered run reproduces the same rows.
+
+Config keys (the CLI options; defaults in :data:`DEFAULTS`): ``dataset, split, root, model,
+smoothing (double | transform | noise | ksmooth), transform, interpolation, sigma_gamma,
+sigma_eps, E, q_E_lower, estimate_E, q, E_samples, E_worst_case, n0, n_gamma, n_eps,
+alpha_gamma, alpha_eps, alpha_E, inner_mode, partitions, attacker_range, preprocess,
+sequential, batch_size, seed, device``.
+
+Which parameters each smoothing uses:
+
+- ``double`` (Fischer §6.2): all of them.
+- ``ksmooth`` (§6.3): like double, with ``partitions`` and E per partition (a number or list).
+- ``transform`` (Thm 4.2, no inner smoothing; exact only for transforms that compose):
+  sigma_gamma, n0, n = n_gamma, alpha = alpha_gamma.
+- ``noise`` (Thm 3.1, plain Gaussian): sigma = sigma_eps, n0, n = n_eps, alpha = alpha_gamma.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from semsmooth_core import smoothing, stats
+from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
+
+SMOOTHINGS = ("double", "transform", "noise", "ksmooth")
+
+DEFAULTS: dict = {
+    "dataset": "mnist", "split": "heldout", "root": None, "model": None, "smoothing": "double",
+    "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": None, "sigma_eps": 0.25,
+    "E": None, "q_E_lower": None, "estimate_E": False, "q": 0.98, "E_samples": 2000,
+    "E_worst_case": False, "n0": 50, "n_gamma": 100, "n_eps": 200, "alpha_gamma": 0.001,
+    "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
+    "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
+    "seed": 0, "device": None,
+}
+
+
+def with_defaults(config: dict) -> dict:
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in dict(config).items() if v is not None or k not in cfg})
+    return cfg
+
+
+def input_seed(seed: int, index: int) -> int:
+    """The seed of one input's generator: a function of (run seed, dataset index) only."""
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, int(index) & 0xFFFFFFFF]).generate_state(1)[0])
+
+
+def input_generator(seed: int, index: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(input_seed(seed, index))
+    return g
+
+
+def _sequential(v):
+    if v in (None, False, "", "off", "none", "no", "false", 0):
+        return None
+    if v in (True, "on", "yes", "true", 1):
+        return "looks"
+    if v in ("looks", "mixture"):
+        return v
+    raise SemsmoothError(f"sequential must be off, looks or mixture, got {v!r}")
+
+
+def validate_config(config: dict) -> dict:
+    """Check a run configuration; raise a one-line SemsmoothError on the first bad value.
+    Returns the config with defaults filled in."""
+    from semsmooth_core import transforms
+    from semsmooth_core.data.datasets import dataset_names
+
+    c = with_defaults(config)
+    if c["smoothing"] not in SMOOTHINGS:
+        raise SemsmoothError(f"unknown smoothing {c['smoothing']!r}; use {', '.join(SMOOTHINGS)}")
+    if c["dataset"] not in dataset_names():
+        raise SemsmoothError(f"unknown dataset {c['dataset']!r}; known: {', '.join(dataset_names())}")
+    if not c.get("model"):
+        raise SemsmoothError("no model given (a shipped name or a checkpoint path)")
+    t = transforms.get(c["transform"]) if c["smoothing"] != "noise" else None
+    if t is not None and c["interpolation"] not in t.interpolations:
+        raise SemsmoothError(f"{t.name} supports interpolation {', '.join(t.interpolations)}, "
+                             f"not {c['interpolation']!r}")
+    if t is not None:
+        sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else t.default_sigma
+        smoothing.parse_sigma(sg, t.dim)
+    n0 = check_count("n0", c["n0"])
+    if c["smoothing"] in ("double", "ksmooth", "noise"):
+        sig = c["sigma_eps"]
+        for s in (sig if isinstance(sig, (list, tuple)) else [sig]):
+            check_sigma(s, "sigma_eps")
+    n_g = check_count("n_gamma", c["n_gamma"])
+    n_e = c["n_eps"]
+    for v in (n_e if isinstance(n_e, (list, tuple)) else [n_e]):
+        check_count("n_eps", v)
+    main_n = n_e if c["smoothing"] == "noise" else n_g
+    if c["smoothing"] != "ksmooth" and n0 > main_n:
+        raise SemsmoothError(f"n0 ({n0}) must not exceed {'n_eps' if c['smoothing'] == 'noise' else 'n_gamma'} ({main_n})")
+    for k in ("alpha_gamma", "alpha_eps", "alpha_E"):
+        av = c[k]
+        for v in (av if isinstance(av, (list, tuple)) else [av]):
+            check_alpha(v, k)
+    check_count("batch_size", c["batch_size"])
+    check_count("seed", c["seed"], minimum=0)
+    c["sequential"] = _sequential(c["sequential"])
+    if c["smoothing"] in ("double", "ksmooth"):
+        if c["estimate_E"]:
+            if not (0.0 < float(c["q"]) < 1.0):
+                raise SemsmoothError(f"q must lie strictly between 0 and 1, got {c['q']!r}")
+            check_count("E_samples", c["E_samples"], minimum=10)
+        else:
+            if c["E"] is None or c["q_E_lower"] is None:
+                raise SemsmoothError("double smoothing needs E and q_E_lower (or estimate_E)")
+            qs = c["q_E_lower"] if isinstance(c["q_E_lower"], (list, tuple)) else [c["q_E_lower"]]
+            for q in qs:
+                if not (0.0 < float(q) <= 1.0):
+                    raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q!r}")
+            if c["smoothing"] == "double":
+                E = float(c["E"])
+                if not (math.isfinite(E) and E >= 0):
+                    raise SemsmoothError(f"E must be a finite number >= 0, got {c['E']!r}")
+                a_in = float(c["alpha_eps"]) / (n_g if c["inner_mode"] == "bonferroni" else 1)
+                from semsmooth_core import planner
+
+                msg = planner.dead_end(E, float(c["sigma_eps"]), int(n_e), a_in)
+                if msg:
+                    raise SemsmoothError(msg)
+        if c["inner_mode"] not in ("lemma", "bonferroni"):
+            raise SemsmoothError(f"inner_mode must be lemma or bonferroni, got {c['inner_mode']!r}")
+    return c
+
+
+def load_setup(c: dict):
+    """(model, card, preprocess callable or None, device) for a validated config."""
+    from semsmooth_core.device import get_device
+    from semsmooth_core.models import load_model
+    from semsmooth_core.preprocess import Preprocess
+
+    device = get_device(c.get("device"))
+    model, card = load_model(c["model"], device=device)
+    spec = c.get("preprocess")
+    if spec in (None, "auto"):
+        spec = (card or {}).get("preprocess") or "none"
+    pp = Preprocess.parse(spec)
+    return model, card, (pp if pp else None), device, str(pp)
+
+
+def estimate_E(c: dict, preprocess_spec: str, progress=None) -> dict:
+    """E at the q-quantile of ‖ε‖ (lower bound q̲_E at 1 − α_E) from the error estimator of
+    ``semsmooth_core.errors`` on the TRAINING split (x ~ D independent of the certified inputs),
+    with the same transform, interpolation, σ_γ, attacker range and preprocessing."""
+    from semsmooth_core import errors, transforms
+    from semsmooth_core.data.datasets import load_dataset
+
+    t = transforms.get(c["transform"])
+    norm = "whole" if c["smoothing"] == "double" else {"halves": "half", "channels": "channel",
+                                                       "quadrants": "quadrant"}.get(c["partitions"], "whole")
+    setup = errors.ErrorSetup(transform=t.name, interpolation=c["interpolation"],
+                              sigma=c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma),
+                              C=c["attacker_range"], preprocess=preprocess_spec, norm=norm)
+    x, _ = load_dataset(c["dataset"], split="train" if c["dataset"] == "mnist" else c["split"], root=c["root"])
+    smp = errors.sample_errors(setup, x, int(c["E_samples"]), seed=int(c["seed"]) + 7919, progress=progress)
+    got = errors.E_for_q(smp.worst, float(c["q"]), float(c["alpha_E"]))
+    if not math.isfinite(got["E"]):
+        raise SemsmoothError(f"{c['E_samples']} error samples are too few for q = {c['q']} at alpha_E "
+                             f"{c['alpha_E']}; raise E_samples")
+    return {"E": got["E"], "q_E_lower": got["q_E_lower"], "q_E": got["q_E"], "n": got["n"],
+            "seconds": smp.seconds}
+
+
+def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,
+                on_stage=None) -> smoothing.Certificate:
+    """One certificate for input ``x`` under a validated config (E already resolved)."""
+    sm = c["smoothing"]
+    common = dict(batch_size=int(c["batch_size"]), generator=generator, progress=progress)
+    if sm == "noise":
+        xin = preprocess(x.unsqueeze(0))[0] if preprocess is not None else x
+        return smoothing.certify_noise(model, xin, float(c["sigma_eps"]), int(c["n0"]), int(c["n_eps"]),
+                                       float(c["alpha_gamma"]), **common)
+    from semsmooth_core import transforms
+
+    t = transforms.get(c["transform"])
+    sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma)
+    if sm == "transform":
+        return smoothing.certify_transform(model, x, t, sg, int(c["n0"]), int(c["n_gamma"]),
+                                           float(c["alpha_gamma"]), interpolation=c["interpolation"],
+                                           preprocess=preprocess, attacker_range=c["attacker_range"], **common)
+    kw = dict(interpolation=c["interpolation"], preprocess=preprocess, attacker_range=c["attacker_range"],
+              E_worst_case=bool(c["E_worst_case"]), on_stage=on_stage, **common)
+    if sm == "double":
+        return smoothing.certify_double(model, x, t, sg, float(c["sigma_eps"]), float(c["E"]),
+                                        float(c["q_E_lower"]), int(c["n0"]), int(c["n_gamma"]),
+                                        int(c["n_eps"]), float(c["alpha_gamma"]), float(c["alpha_eps"]),
+                                        float(c["alpha_E"]), inner_mode=c["inner_mode"],
+                                        sequential=c["sequential"], **kw)
+    return smoothing.certify_ksmooth(model, x, t, sg, c["sigma_eps"], c["E"], c["q_E_lower"], int(c["n0"]),
+                                     int(c["n_gamma"]), c["n_eps"], float(c["alpha_gamma"]), c["alpha_eps"],
+                                     float(c["alpha_E"]), partitions=c["partitions"], **kw)
+
+
+def row_from(index: int, label: int, cert: smoothing.Certificate, base_pred: int) -> dict:
+    return {"index": int(index), "label": int(label), "prediction": int(cert.label),
+            "radius": float(cert.radius), "radius_unit": cert.radius_unit, "p_lower": float(cert.p_lower),
+            "rho": float(cert.rho), "correct": bool(cert.label == label), "base_correct": bool(base_pred == label),
+            "n_forward": int(cert.n_forward), "seconds": float(cert.seconds),
+            "clipped": bool(cert.extra.get("clipped", False))}
+
+
+def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], None], progress=None,
+                   should_stop: Callable[[], bool] | None = None, on_stage=None) -> dict:
+    """Certify ``indices`` of the configured dataset; ``on_row(row)`` once per finished input.
+
+    Row keys: index, label, prediction (-1 = abstain), radius, radius_unit, p_lower, rho,
+    correct, base_correct (the base model on the clean preprocessed input), n_forward, seconds,
+    clipped. ``progress(done, total)`` counts inputs; ``should_stop()`` is polled between
+    inputs (the summary then says ``"stopped": True``). Returns
+    :func:`semsmooth_core.summary.summarize` of the rows plus ``config`` (E resolved), ``seed``,
+    ``model_sha256``, ``environment`` and, with ``estimate_E``, the E estimate.
+    """
+    from semsmooth_core.data.datasets import load_dataset
+    from semsmooth_core.repro import environment
+    from semsmooth_core.runs import model_sha256
+    from semsmooth_core.summary import summarize
+
+    c = validate_config(config)
+    indices = [int(i) for i in indices]
+    model, card, pp, device, pp_spec = load_setup(c)
+    c["preprocess"] = pp_spec
+    meta: dict = {}
+    if c["smoothing"] in ("double", "ksmooth") and c["estimate_E"]:
+        if on_stage:
+            on_stage("E estimate")
+        meta["E_estimate"] = estimate_E(c, pp_spec)
+        c["E"], c["q_E_lower"] = meta["E_estimate"]["E"], meta["E_estimate"]["q_E_lower"]
+        c["estimate_E"] = False
+        c = validate_config(c)
+    x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices)
+    rows = []
+    stopped = False
+    t_run = time.perf_counter()
+    for i, (idx, x, y) in enumerate(zip(indices, x_all, y_all)):
+        if should_stop is not None and should_stop():
+            stopped = True
+            break
+        with torch.no_grad():
+            xb = x.unsqueeze(0).to(device)
+            base_pred = int(model(pp(xb) if pp is not None else xb).argmax(-1)[0])
+        cert = certify_one(c, x, model, pp, input_generator(c["seed"], idx), None, on_stage)
+        row = row_from(idx, int(y), cert, base_pred)
+        rows.append(row)
+        on_row(row)
+        if progress is not None:
+            progress(i + 1, len(indices))
+    unit = rows[0]["radius_unit"] if rows else None
+    out = summarize(rows, radius_unit=unit)
+    out.update({"config": c, "seed": int(c["seed"]), "model_sha256": model_sha256(c["model"]),
+                "environment": environment(), "stopped": stopped,
+                "wall_seconds": time.perf_counter() - t_run, **meta})
+    if c["smoothing"] in ("double", "ksmooth"):
+        out["rho"] = rows[0]["rho"] if rows else None
+        out["clipped_rate"] = float(np.mean([r["clipped"] for r in rows])) if rows else None
+    return out
