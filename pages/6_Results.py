@@ -1,6 +1,7 @@
-"""Results: background certification runs (start, watch, cancel, resume) and their results —
-certified accuracy vs radius, radius histograms, a Fischer-Table-2 summary, per-input rows —
-next to imported certify logs of other tools (Cohen-format TSV).
+"""Results: start, watch, cancel and resume background certification runs, and explore their results beside imported logs of other tools.
+
+Certified accuracy vs radius, radius histograms, a Fischer-Table-2 summary and per-input rows,
+for runs in the results store and imported Cohen-format TSV logs.
 
 Session-state keys: reads ``"results_run"`` (a run id to preselect, e.g. set by the Certify page);
 a click on a per-input row sets ``"certify_index"`` and ``"certify_run"`` and opens the Certify page."""
@@ -14,6 +15,7 @@ import io
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -74,12 +76,19 @@ with st.expander("Start a new background run", expanded=False):
         n = c6.number_input("n (estimation)", 1, 10**7, 1000)
         bs = c7.number_input("Batch size", 1, 100000, 500)
         name = c8.text_input("Name", "")
+        spread = st.checkbox("Spread the inputs evenly over the dataset split (else consecutive from the first index)",
+                             value=True)
         if st.form_submit_button("Start run", type="primary"):
             try:
                 cfg = _config(float(sigma), int(n0), int(n), float(alpha), int(bs))
                 if not cfg["model"]:
                     raise SemsmoothError("no model selected in the sidebar")
-                rid = jobs.start_job(cfg, range(int(start), int(start) + int(n_inputs)), store, name=name or None)
+                if spread:  # evenly over the split (the embedded MNIST split is sorted by class)
+                    size = len(cached_dataset(cfg["dataset"], cfg["split"], cfg["root"] or "")[1])
+                    idx = sorted({int(v) for v in np.linspace(int(start), size - 1, int(n_inputs))})
+                else:
+                    idx = range(int(start), int(start) + int(n_inputs))
+                rid = jobs.start_job(cfg, idx, store, name=name or None)
                 st.success(f"Run {rid} queued; a worker process certifies it in the background.")
             except SemsmoothError as e:
                 show_error(e)
