@@ -149,7 +149,8 @@ def load_setup(c: dict):
     model, card = load_model(c["model"], device=device)
     spec = c.get("preprocess")
     if spec in (None, "auto"):
-        spec = (card or {}).get("preprocess") or "none"
+        card = card or {}
+        spec = card.get("preprocess") or (card.get("augmentation") or {}).get("preprocess") or "none"
     pp = Preprocess.parse(spec)
     return model, card, (pp if pp else None), device, str(pp)
 
@@ -215,6 +216,15 @@ def row_from(index: int, label: int, cert: smoothing.Certificate, base_pred: int
             "clipped": bool(cert.extra.get("clipped", False))}
 
 
+def guarantee(cert: smoothing.Certificate) -> dict:
+    """What a certificate of this run promises, in words and numbers (failure probability,
+    attacker model, range C)."""
+    e = cert.extra
+    return {"failure_probability": float(cert.alpha), "attacker": e.get("attacker", "l2 noise"),
+            "attacker_range": e.get("attacker_range"), "rho": float(cert.rho),
+            "smoothing": e.get("smoothing", "noise")}
+
+
 def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], None], progress=None,
                    should_stop: Callable[[], bool] | None = None, on_stage=None) -> dict:
     """Certify ``indices`` of the configured dataset; ``on_row(row)`` once per finished input.
@@ -256,6 +266,7 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
             base_pred = int(model(pp(xb) if pp is not None else xb).argmax(-1)[0])
         cert = certify_one(c, x, model, pp, input_generator(c["seed"], idx), None, on_stage)
         row = row_from(idx, int(y), cert, base_pred)
+        last = cert
         rows.append(row)
         on_row(row)
         if progress is not None:
@@ -265,6 +276,8 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     out.update({"config": c, "seed": int(c["seed"]), "model_sha256": model_sha256(c["model"]),
                 "environment": environment(), "stopped": stopped,
                 "wall_seconds": time.perf_counter() - t_run, **meta})
+    if rows:
+        out["guarantee"] = guarantee(last)
     if c["smoothing"] in ("double", "ksmooth"):
         out["rho"] = rows[0]["rho"] if rows else None
         out["clipped_rate"] = float(np.mean([r["clipped"] for r in rows])) if rows else None

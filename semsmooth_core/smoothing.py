@@ -930,3 +930,33 @@ def predict_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, n
     label, pval = predict_from_counts(outer, alpha_gamma)
     return {"label": label, "p_value": pval, "counts": outer.tolist(), "n_forward": done,
             "seconds": time.perf_counter() - t0}
+
+
+def explain_certificate(cert: Certificate, class_name: str | None = None) -> str:
+    """A plain-language statement of what a certificate guarantees (for the app and reports)."""
+    e = cert.extra
+    name = class_name if class_name is not None else str(cert.label)
+    conf = f"{100 * (1 - cert.alpha):.4g} %"
+    if cert.abstained:
+        return ("The smoothed classifier abstains: the sampled votes do not show a majority class with "
+                f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf}).")
+    sm = e.get("smoothing", "noise")
+    if sm == "noise":
+        return (f"With probability ≥ {conf} over the sampling, the smoothed classifier predicts class {name} "
+                f"for every input whose l2 distance from this one is below {cert.radius:.4g} (pixel scale [0,1]).")
+    what = e.get("transform", "the transformation")
+    r = f"{cert.radius:.4g} {cert.radius_unit}"
+    if sm == "transform":
+        return (f"With probability ≥ {conf}, the smoothed classifier predicts class {name} for every {what} "
+                f"of this input with parameter norm below {r} — exact for ideal (composable) transformations; "
+                "interpolation and rounding of real images are not covered (use double smoothing).")
+    rng = e.get("attacker_range")
+    rng_s = " × ".join(f"[{lo:g}, {hi:g}]" for lo, hi in rng) if rng else "the attacker range"
+    who = ("an attacker who may pick ANY parameter in " + rng_s if e.get("attacker", "").startswith("worst")
+           else "an attacker who draws the parameter at random from " + rng_s)
+    clip = " (the certified ball covers the whole range C: the radius is clipped to it)" if e.get("clipped") else ""
+    return (f"With probability ≥ {conf} (all error sources: outer bound, E estimate{', inner tests' if e.get('inner_mode') == 'bonferroni' else ''}), "
+            f"the double-smoothed classifier predicts class {name} for the realistic {what} — interpolated "
+            f"({e.get('interpolation')}) and rounded to 8 bits — by any parameter of norm below {r}{clip}, "
+            f"against {who}. This accounts for interpolation error up to E = {e.get('E')} (l2) with "
+            f"ρ = {cert.rho:.4g} (Fischer Lemma 4.3).")

@@ -132,3 +132,26 @@ def test_validate_config_messages():
         pipeline.validate_config({"model": "x", "smoothing": "triple"})
     with pytest.raises(SemsmoothError, match="sequential"):
         pipeline.validate_config({"model": "x", "E": 0.1, "q_E_lower": 0.9, "sequential": "maybe"})
+
+
+def test_certify_page_runs_small():
+    """AppTest of pages/5_Certify.py: renders, and certifies with tiny settings without exceptions."""
+    from streamlit.testing.v1 import AppTest
+
+    from semsmooth_core.models import list_models
+
+    if not list_models():
+        pytest.skip("no shipped model")
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page("pages/5_Certify.py")
+    at.run()
+    assert not at.exception
+    for key, v in {"cf_n0": 5, "cf_ng": 10, "cf_ne": 30, "cf_ag": 0.1, "cf_ae": 0.1, "cf_aE": 0.1,
+                   "cf_E": 0.05}.items():
+        at.number_input(key=key).set_value(v)
+    at.run()
+    at.button(key="cf_run").click()
+    at.run()
+    assert not at.exception
+    assert any("With probability" in s.value or "abstains" in s.value for s in at.success)
