@@ -189,6 +189,10 @@ def test_runs_cli_list_show_export(tmp_path):
     assert out.returncode == 0 and tsv.read_text().startswith("idx\tlabel\tpredict\tradius\tcorrect\ttime")
     out = run("runs", "show", "999", "--json")
     assert out.returncode == 2 and "no run" in out.stderr
+    out = run("runs", "start", "--config", '{"dataset": "mnist", "smoothing": "noise"}', "--indices", "0:5000")
+    assert out.returncode == 2 and "0..999" in out.stderr  # checked before anything is queued
+    out = run("runs", "start", "--config", "{not json")
+    assert out.returncode == 2 and "JSON" in out.stderr
 
 
 def test_real_pipeline_through_worker(tmp_path):

@@ -59,21 +59,22 @@ def _config(spec: str | None) -> dict:
 
 
 def _indices(spec: str, config: dict) -> list[int]:
-    from semsmooth_core.data.datasets import parse_indices
+    """Dataset indices of ``--indices`` (START:STOP[:STEP] or a comma list), checked against the
+    dataset's size so that a bad range fails here and not in the background worker."""
+    from semsmooth_core.data.datasets import load_dataset, parse_indices
     from semsmooth_core.validation import SemsmoothError
 
+    n = len(load_dataset(config.get("dataset", "mnist"), split=config.get("split") or "heldout",
+                         root=config.get("root"))[1])
     sel = parse_indices(spec)
-    if isinstance(sel, list):
-        return sel
-    if sel is None or sel.stop is None:
-        from semsmooth_core.data.datasets import load_dataset
-
-        n = len(load_dataset(config.get("dataset", "mnist"), split=config.get("split", "heldout"),
-                             root=config.get("root"))[1])
-        sel = slice(sel.start if sel else None, n, sel.step if sel else None)
-    out = list(range(*sel.indices(sel.stop)))
+    if isinstance(sel, slice) and ((sel.stop is not None and sel.stop > n)
+                                   or (sel.start is not None and not 0 <= sel.start < n)):
+        raise SemsmoothError(f"--indices must select inputs in 0..{n - 1}, got {spec!r}")
+    out = sel if isinstance(sel, list) else list(range(n))[sel if sel is not None else slice(None)]
     if not out:
         raise SemsmoothError(f"--indices {spec!r} selects no input")
+    if min(out) < 0 or max(out) >= n:
+        raise SemsmoothError(f"--indices must select inputs in 0..{n - 1}, got {spec!r}")
     return out
 
 
