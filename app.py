@@ -37,10 +37,16 @@ def build_pages() -> list:
     pages = []
     for p in files:
         title = page_title(p)
-        url = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or p.stem
-        # the default page is served at "/"; an explicit url_path for it too keeps AppTest's
-        # switch_page to the home page from dropping the sidebar (Streamlit 1.67)
-        pages.append(st.Page(str(p.relative_to(ROOT)), title=title, url_path=url, default=(p == home)))
+        # URL: the lower-case title ("smoothing_basics"). It must differ from the legacy name
+        # of the file ("Smoothing_basics"): the first session after a server start runs in
+        # Streamlit's legacy pages/ mode, and a legacy match would run the page file alone,
+        # without this script (no sidebar, no navigation). With a non-matching URL Streamlit
+        # runs app.py, which then shows the right page (after a dismissible "Page not found"
+        # notice on that first deep link only). The default page is served at "/"; its explicit
+        # url_path keeps AppTest's switch_page to it from dropping the sidebar.
+        url = re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "page"
+        pages.append(st.Page(str(p.relative_to(ROOT)), title=title, default=(p == home),
+                             url_path="home" if p == home else url))
     return pages
 
 

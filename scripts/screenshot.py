@@ -1,0 +1,165 @@
+"""Screenshots of the running app for the README (and the helpers the browser test shares).
+
+Starts ``streamlit run app.py`` headless on a free port, drives Debian's Chromium with
+Playwright, and writes ``docs/assets/home.png`` and ``docs/assets/smoothing_basics.png`` (the
+latter after a certification). Usage::
+
+    python scripts/screenshot.py [--out docs/assets] [--width 1400]
+
+Needs ``/usr/bin/chromium`` (Debian packages ``chromium`` and ``chromium-driver``) or
+``$CHROMIUM``; Playwright's own browser download is not used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+BASICS_URL = "smoothing_basics"  # app.py: the lower-case page title
+RADIUS_LABEL = "Certified radius (l2, pixel scale [0,1])"
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium binary: ``$CHROMIUM``, /usr/bin/chromium, or chromium on PATH."""
+    for cand in (os.environ.get("CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium"),
+                 shutil.which("chromium-browser")):
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(env: dict | None = None, timeout: float = 90.0):
+    """Run ``streamlit run app.py`` headless on a free port; yield its base URL; stop it after."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"),
+           "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+           "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    full_env = {**os.environ, **(env or {})}
+    log = open(os.devnull, "wb") if not os.environ.get("SEMSMOOTH_APP_LOG") else \
+        open(os.environ["SEMSMOOTH_APP_LOG"], "wb")
+    proc = subprocess.Popen(cmd, cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited early with code {proc.returncode}")
+            try:
+                with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"streamlit did not answer on {base} within {timeout:.0f} s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the server's own process group (start_new_session)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        log.close()
+
+
+@contextmanager
+def browser_page(chromium: str, width: int = 1400, height: int = 900):
+    """A Playwright page in headless Debian Chromium."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height}, device_scale_factor=1)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> None:
+    """Wait until the app has rendered and no script run is in progress."""
+    page.wait_for_selector('[data-testid="stSidebar"] >> text=Compute device', timeout=timeout_ms)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')",
+        timeout=timeout_ms)
+
+
+def dismiss_page_not_found(page) -> bool:
+    """Close the "Page not found" notice if it is up. The first session after a server start
+    runs in Streamlit's legacy pages/ mode and greets a deep link with it, although app.py then
+    shows the right page (see app.py). Returns whether there was one."""
+    dialog = page.get_by_role("dialog").filter(has_text="Page not found")
+    if dialog.count() == 0:
+        return False
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached", timeout=10_000)
+    return True
+
+
+def certify_on_basics(page, base: str, timeout_ms: int = 60_000) -> str:
+    """Open Smoothing basics, press Certify, wait for the radius; return the radius text."""
+    page.goto(f"{base}/{BASICS_URL}", wait_until="domcontentloaded")
+    button = page.get_by_role("button", name="Certify", exact=True)
+    button.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    dismiss_page_not_found(page)
+    page.wait_for_function("""() => { const b = [...document.querySelectorAll('button')]
+        .find(e => e.innerText.trim() === 'Certify'); return b && !b.disabled; }""", timeout=timeout_ms)
+    button.click()
+    metric = page.locator('[data-testid="stMetric"]', has_text=RADIUS_LABEL)
+    metric.wait_for(state="visible", timeout=timeout_ms)
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=str(REPO / "docs" / "assets"), help="folder for the PNG files")
+    ap.add_argument("--width", type=int, default=1400, help="browser viewport width (pixels)")
+    ap.add_argument("--height", type=int, default=900, help="browser viewport height (pixels)")
+    args = ap.parse_args(argv)
+    chromium = find_chromium()
+    if chromium is None:
+        print("no Chromium found: install the Debian packages chromium and chromium-driver", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    with running_app() as base, browser_page(chromium, args.width, args.height) as page:
+        page.goto(base, wait_until="domcontentloaded")
+        wait_idle(page)
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page.wait_for_timeout(1500)  # plotly finishes drawing
+        page.screenshot(path=str(out / "home.png"), full_page=True)
+        radius = certify_on_basics(page, base)
+        wait_idle(page)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "smoothing_basics.png"), full_page=True)
+    print(f"wrote {out / 'home.png'} and {out / 'smoothing_basics.png'} (certified radius {radius})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
