@@ -118,6 +118,19 @@ def _downscaled(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=True)
 
 
+def _psi(t, x: torch.Tensor, params, interpolation: str, quantize: bool) -> torch.Tensor:
+    """``t(x, params, interpolation, quantize)`` — the same transform and the same rounding
+    (``quantize_uint8``), with the rounding done in place on the fresh output (hot path)."""
+    y = t.apply(x, t.check_params(x, params), interpolation)
+    if not quantize:
+        return y
+    if type(t).quantize is not _T.Transform.quantize:
+        return t.quantize(y)
+    if y.data_ptr() == x.data_ptr():
+        y = y.clone()
+    return y.clamp_(0.0, 1.0).mul_(255.0).round_().div_(255.0)
+
+
 def eps_terms(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two classifier inputs P(ψ^I_β(ψ^I_γ x)) and P(ψ^I_{β+γ} x) (Fischer §5.2 with preprocessing).
@@ -133,8 +146,11 @@ def eps_terms(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, gamma: tor
         x = _upscaled(x, f)
         if t.pixel_params:
             beta, gamma = beta * f, gamma * f
-    two = t(t(x, gamma, ip, quantize=q), beta, ip, quantize=q)
-    one = t(x, beta + gamma, ip, quantize=q)
+    # ψ_γ x and ψ_{β+γ} x read the same x: one batched call for both
+    B = x.shape[0]
+    first = _psi(t, torch.cat([x, x]), torch.cat([gamma, beta + gamma]), ip, q)
+    a, one = first[:B], first[B:]
+    two = _psi(t, a, beta, ip, q)
     two, one = _downscaled(two, hw), _downscaled(one, hw)
     return setup.preprocess(two), setup.preprocess(one)
 
@@ -174,6 +190,11 @@ def part_names(norm: str, c: int = 1) -> list[str]:
 def part_norms(e: torch.Tensor, norm: str = "whole", p: float = 2.0) -> torch.Tensor:
     """ℓp norms of ``e`` ``[B,C,H,W]`` over each part of the partition: ``[B,P]``."""
     B, C, H, W = e.shape
+    if norm == "whole":
+        if p == 2:
+            return torch.linalg.vector_norm(e.reshape(B, -1), dim=1)[:, None]
+        if math.isinf(p):
+            return e.abs().reshape(B, -1).amax(dim=1)[:, None]
     m = part_masks(C, H, W, norm, device=e.device).to(e.dtype)           # [P,C,H,W]
     if p == 2:
         return torch.sqrt(torch.einsum("bchw,pchw->bp", e * e, m))
@@ -244,8 +265,8 @@ def sample_errors(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, 
             e = min(n, s + batch_size)
             x = data[idx[s:e]].to(device=device, dtype=torch.float32)
             err = eps(setup, x, beta[s:e].to(device), gamma[s:e].to(device))
-            norms[s:e] = part_norms(err.double(), setup.norm).cpu().numpy()
-            linf[s:e] = err.abs().flatten(1).amax(1).double().cpu().numpy()
+            norms[s:e] = part_norms(err, setup.norm).cpu().numpy()
+            linf[s:e] = err.abs().flatten(1).amax(1).cpu().numpy()
             if progress is not None:
                 progress(e, n)
     secs = time.perf_counter() - t0

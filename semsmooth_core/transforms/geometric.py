@@ -44,32 +44,22 @@ def _check_image(x: torch.Tensor, name: str) -> None:
         raise SemsmoothError(f"{name} takes float images in [0,1], got dtype {x.dtype}")
 
 
-_BASE_CACHE: dict = {}
-
-
-def _base_grid(oh: int, ow: int, device, dtype) -> torch.Tensor:
-    """Centred pixel coordinates (u, v, 1) of an ``oh``×``ow`` output, shape ``[oh*ow, 3]`` (cached)."""
-    key = (oh, ow, str(device), dtype)
-    g = _BASE_CACHE.get(key)
-    if g is None:
-        u = torch.arange(ow, dtype=torch.float64) - (ow - 1) / 2.0
-        v = torch.arange(oh, dtype=torch.float64) - (oh - 1) / 2.0
-        g = torch.empty(oh, ow, 3, dtype=torch.float64)
-        g[..., 0] = u[None, :]
-        g[..., 1] = v[:, None]
-        g[..., 2] = 1.0
-        g = g.view(oh * ow, 3).to(device=device, dtype=dtype)
-        if len(_BASE_CACHE) > 64:
-            _BASE_CACHE.clear()
-        _BASE_CACHE[key] = g
-    return g
-
-
 def _affine_grid(M: torch.Tensor, oh: int, ow: int, dtype) -> torch.Tensor:
     """Sampling grid ``[B,oh,ow,2]``: ``M`` ``[B,2,3]`` (already divided by the input half-size)
-    applied to the centred output coordinates (u, v, 1), like torchvision's ``_affine_grid``."""
-    base = _base_grid(oh, ow, M.device, dtype)                       # [oh*ow, 3]
-    return torch.matmul(base, M.to(dtype).transpose(1, 2)).view(M.shape[0], oh, ow, 2)
+    applied to the centred output coordinates (u, v, 1), like torchvision's ``_affine_grid``.
+
+    The map is separable, g(u, v) = M[:, :, 0]·u + (M[:, :, 1]·v + M[:, :, 2]); packing the two
+    coordinates as the real and imaginary part of a complex number makes the broadcast sum of a
+    column term ``[B,1,ow]`` and a row term ``[B,oh,1]`` land directly in the interleaved
+    ``[B,oh,ow,2]`` layout grid_sample wants (several times faster than a batched matmul on CPU).
+    """
+    dev = M.device
+    u = torch.arange(ow, device=dev, dtype=dtype) - (ow - 1) / 2.0
+    v = torch.arange(oh, device=dev, dtype=dtype) - (oh - 1) / 2.0
+    Md = M.to(dtype)
+    col = torch.complex(Md[:, 0, 0, None] * u, Md[:, 1, 0, None] * u)                     # [B,ow]
+    row = torch.complex(Md[:, 0, 1, None] * v + Md[:, 0, 2, None], Md[:, 1, 1, None] * v + Md[:, 1, 2, None])
+    return torch.view_as_real(col[:, None, :] + row[:, :, None])                          # [B,oh,ow,2]
 
 
 def affine_resample(x: torch.Tensor, A: torch.Tensor, interpolation: str = "bilinear",
