@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuild the shipped MNIST base classifiers (assets/models/*.pt + *.json cards).
-# CPU, one thread, each run under ~10 minutes on a 2-core machine. Trained only on the 4,000-image
+# CPU, one thread: about 17 minutes each on the shared, heavily loaded 2-core build machine
+# (about 1 s per step of 64 images there; faster on an idle core). Trained only on the 4,000-image
 # "train" part of assets/mnist_embedded.npz; accuracies in the cards are on the 1,000 held-out images.
 #
 #   bash scripts/train_models.sh            # both models
