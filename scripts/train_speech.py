@@ -129,8 +129,12 @@ def main() -> None:
         "features": "MFCC in torch (semsmooth_core.audio.MFCC = librosa.feature.mfcc: n_mfcc 40, n_fft 480, "
                     "hop 160, 40 mels 20-7600 Hz, power_to_db top_db 80, DCT-II ortho) inside the model",
         "sigma_eps": args.sigma_eps, "noise_space": "waveform, [-1,1] scale",
-        "augmentation": f"volume beta ~ U[-{args.volume_db}, {args.volume_db}] dB (int16-rounded), then N(0, sigma_eps^2) "
-                        f"on a fraction {1 - args.clean_fraction:g} of the clips (the rest clean)",
+        "augmentation": {"volume_db": args.volume_db, "noise_sigma": args.sigma_eps,
+                         "clean_fraction": args.clean_fraction, "preprocess": "none",
+                         "description": f"volume beta ~ U[-{args.volume_db}, {args.volume_db}] dB (int16-rounded), "
+                                        f"then N(0, sigma_eps^2) on the waveform of a fraction "
+                                        f"{1 - args.clean_fraction:g} of the clips (the rest clean)"},
+        "preprocess": "none",
         "training_data": "data/speech_words/train.npz from scripts/synth_speech.py (espeak-ng, 86 voice variants)",
         "heldout_data": "assets/speech_words/heldout.npz (200 clips, 12 voice variants never used in training)",
         "heldout_clean_accuracy": round(clean, 4), "heldout_noise_accuracy": round(noisy, 4),
