@@ -99,13 +99,22 @@ class _IdentityH(torch.nn.Module):
         return z[:, :1]
 
 
-def _additive_surrogate(seed=0):
-    torch.manual_seed(seed)
-    sur = Surrogate(height=8, width=8, theta_scale=2.0).double()
-    with torch.no_grad():
-        sur.A1[:, 1:] = 0.0          # A1 lives in the image channel only
-    sur.H = _IdentityH()
-    return sur.eval()
+class _AdditiveSurrogate(Surrogate):
+    """A1 lives in the image channel (a fixed pattern a) and H = image channel: τ(ξ, x) = x + a ξ/2."""
+
+    def __init__(self):
+        super().__init__(height=8, width=8, theta_scale=2.0)
+        self.a = torch.nn.Parameter(torch.randn(1, 1, 8, 8, generator=torch.Generator().manual_seed(0)))
+        self.H = _IdentityH()
+
+    def A1_full(self):
+        out = torch.zeros(1, *self.latent_shape, dtype=self.a.dtype)
+        out[:, :1] = self.a
+        return out
+
+
+def _additive_surrogate():
+    return _AdditiveSurrogate().double().eval()
 
 
 def test_M_reduces_to_thm1_for_an_additive_transform():
@@ -239,3 +248,27 @@ def test_certify_resolvable_runs_and_checks_range(gen):
         certify_resolvable(_BlurThreshold(), t, x, "exp", 5.0, 20, 400, 0.001)
     with pytest.raises(SemsmoothError):
         certify_resolvable(_BlurThreshold(), t, x, "lognormal", 0.1, 20, 400, 0.001)
+
+
+# --------------------------------------------------------------------------- page
+def test_gsmooth_page_certify_and_bad_sigma():
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file("app.py", default_timeout=180)
+    at.run()
+    at.switch_page("pages/8_GSmooth.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label.startswith("M (per unit") for m in at.metric)
+    at.number_input(key="gs_n0").set_value(10)
+    at.number_input(key="gs_n").set_value(60)
+    at.button(key="gs_certify").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label == "prediction" for m in at.metric)
+    at.number_input(key="gs_sigma2").set_value(0.0)
+    at.run()
+    assert not at.exception and at.error, "σ₂ = 0 must give one st.error line"

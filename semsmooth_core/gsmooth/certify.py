@@ -112,7 +112,7 @@ def estimate_M(sur, x: torch.Tensor, sigma1: float, sigma2: float, xi_max: float
     sigma1, sigma2 = check_sigma(sigma1, "sigma1"), check_sigma(sigma2, "sigma2")
     xi_max = check_positive("xi_max", xi_max)
     grid = check_count("grid", grid, minimum=2)
-    dev = sur.A1.device
+    dev = sur.device
     x = x.to(dev)
     xs = torch.linspace(0.0, xi_max, grid, device=dev)
     norms = jacobian_norm(sur, x, xs[:, None], sigma1, sigma2)
@@ -142,7 +142,7 @@ def gsmooth_batch_maker(sur, x: torch.Tensor, sigma1: float, sigma2: float, devi
     """``make(b)``: b samples H(A1 θ + b1 + θ' + F2(x)) with θ ~ N(0, σ₁²), θ' ~ N(0, σ₂² I_d) —
     the augmented construction of Eq. 9-12. Noise is drawn on the generator's device."""
     x = x.to(device)
-    L, H, W = sur.A1.shape[1:]
+    L, H, W = sur.latent_shape
     gen_dev = generator.device if generator is not None else device
 
     @torch.no_grad()
@@ -158,7 +158,7 @@ def gsmooth_batch_maker(sur, x: torch.Tensor, sigma1: float, sigma2: float, devi
 def surrogate_error(sur, transform, x: torch.Tensor, xi_max: float, grid: int = 17) -> dict:
     """Per-input ε of Thm 3 on a grid: ε₀ = ||τ(0,x) - x|| (exact) and
     ε_path = max_j ||τ(ξ_j, x) - ψ_{ξ_j}(x)||, ξ_j = j ξ_max/(grid-1), ψ the real (quantized) transform."""
-    dev = sur.A1.device
+    dev = sur.device
     x = x.to(dev)
     xs = torch.linspace(0.0, xi_max, grid, device=dev)[:, None]
     xb = x.unsqueeze(0).expand(grid, *x.shape)
@@ -181,7 +181,7 @@ def _check_x(x) -> torch.Tensor:
 def certify_gsmooth(model, sur, transform, x: torch.Tensor, sigma1: float, sigma2: float, n0: int, n: int,
                     alpha: float, xi_max: float | None = None, batch_size: int = 500,
                     generator: torch.Generator | None = None, progress: ProgressFn | None = None,
-                    num_classes: int | None = None, m_grid: int = 33, eps_grid: int = 17) -> Certificate:
+                    num_classes: int | None = None, m_grid: int = 17, eps_grid: int = 17) -> Certificate:
     """CERTIFY with the GSmooth classifier against the REAL transformation ``transform``.
 
     Selection with ``n0`` and estimation with ``n`` augmented samples (Eq. 10-12), p̲_A one-sided
@@ -303,3 +303,48 @@ def certify_resolvable(model, transform, x: torch.Tensor, dist: str, scale: floa
                        seconds=time.perf_counter() - t0, radius_unit=transform.units[0], counts=c1.tolist(),
                        extra={"dist": dist, "scale": scale, "n0": n0, "n": n, "transform": transform.name,
                               "method": "resolvable"})
+
+
+# --------------------------------------------------------------------------- one entry point
+RESOLVABLE = ("gaussian_blur",)
+NON_RESOLVABLE = ("zoom_blur", "defocus_blur", "rotational_blur", "pixelate", "motion_blur")
+
+
+def handles(transform_name: str) -> bool:
+    """True for the transformations certified here (the blur family, composable=False)."""
+    return transform_name in RESOLVABLE or transform_name in NON_RESOLVABLE
+
+
+def certify(model, transform_name: str, x: torch.Tensor, n0: int, n: int, alpha: float,
+            sigma1: float | None = None, sigma2: float = 0.5, surrogate: str | None = None,
+            dist: str = "exp", scale: float | None = None, xi_max: float | None = None,
+            batch_size: int = 500, generator: torch.Generator | None = None,
+            progress: ProgressFn | None = None, num_classes: int | None = None, _cache: dict = {}) -> Certificate:
+    """Certify ``x`` against ``transform_name`` with the method that fits it:
+
+    - ``gaussian_blur`` (resolvable, additive in the kernel variance): :func:`certify_resolvable`
+      with ``dist`` in exp / uniform / folded_gaussian and ``scale`` (default: the transform's
+      default sigma);
+    - the non-resolvable blurs and pixelate: :func:`certify_gsmooth` with the shipped surrogate
+      ``surrogate_<name>`` (or ``surrogate``), ``sigma1`` (default: the transform's default sigma,
+      transform units) and ``sigma2`` (augmented noise, pixel scale).
+    The hook for ``certify --transform zoom_blur``: ``if gsmooth.certify.handles(name): cert =
+    gsmooth.certify.certify(model, name, x, n0, n, alpha, ...)``.
+    """
+    from semsmooth_core import transforms
+    from semsmooth_core.gsmooth.surrogate import load_surrogate
+
+    t = transforms.get(transform_name)
+    if transform_name in RESOLVABLE:
+        return certify_resolvable(model, t, x, dist, scale if scale is not None else t.default_sigma[0], n0, n,
+                                  alpha, batch_size, generator, progress, num_classes)
+    if transform_name not in NON_RESOLVABLE:
+        raise SemsmoothError(f"{transform_name} is not certified by GSmooth; GSmooth handles "
+                             f"{', '.join(RESOLVABLE + NON_RESOLVABLE)}")
+    key = (surrogate or transform_name, str(model_device(model)))
+    if key not in _cache:
+        _cache[key] = load_surrogate(surrogate or transform_name, model_device(model))[0]
+    sur = _cache[key]
+    s1 = sigma1 if sigma1 is not None else t.default_sigma[0]
+    return certify_gsmooth(model, sur, t, x, s1, sigma2, n0, n, alpha, xi_max, batch_size, generator,
+                           progress, num_classes)

@@ -24,7 +24,7 @@ def gsmooth_inputs(sur, transform, x: torch.Tensor, sigma1: float, sigma2: float
     xi = torch.rand(B, 1, generator=generator) * xi_max
     mask = (torch.rand(B, generator=generator) < attack_fraction).view(-1, 1, 1, 1)
     xa = torch.where(mask, transform(x, xi), x)
-    L, H, W = sur.A1.shape[1:]
+    L, H, W = sur.latent_shape
     th = sigma1 * torch.randn(B, sur.m, generator=generator)
     nz = sigma2 * torch.randn(B, L, H, W, generator=generator)
     return sur(th, xa, nz)

@@ -47,61 +47,91 @@ class _Conv(nn.Sequential):
 
 
 class UNetH(nn.Module):
-    """H: a small two-level U-Net with GroupNorm (App. B.2), residual on the first ``out_channels``.
+    """H: a small two-level U-Net with GroupNorm (App. B.2).
 
+    With ``C`` image channels and ``m`` gate channels at positions C..C+m-1 of z:
+    ``H(z) = clamp(z_img + Σ_k z_gate_k · U_k(z), 0, 1)`` — the correction is gated by the gate
+    channels, which F1 fills with θ, so τ(0, x) = x exactly (no approximation error at ξ = 0).
     Full resolution: one conv in, one conv out; half and quarter resolution: two convs each (kept
     lean so that it trains in minutes on one CPU thread)."""
 
-    def __init__(self, latent_channels: int, out_channels: int = 1, width: int = 8):
+    def __init__(self, latent_channels: int, out_channels: int = 1, width: int = 8, gates: int = 1):
         super().__init__()
         w = width
-        self.out_channels = out_channels
+        self.out_channels, self.gates = out_channels, gates
         self.enc1 = _Conv(latent_channels, w)
         self.enc2 = _Block(w, 2 * w)
         self.mid = _Block(2 * w, 4 * w)
         self.dec2 = _Conv(4 * w + 2 * w, 2 * w)
         self.dec1 = _Conv(2 * w + w, w)
-        self.out = nn.Conv2d(w, out_channels, 1)
+        self.out = nn.Conv2d(w, out_channels * gates, 1)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        C, G = self.out_channels, self.gates
         e1 = self.enc1(z)
         e2 = self.enc2(F.avg_pool2d(e1, 2, ceil_mode=True))
         m = self.mid(F.avg_pool2d(e2, 2, ceil_mode=True))
         d2 = self.dec2(torch.cat([F.interpolate(m, size=e2.shape[-2:], mode="nearest"), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="nearest"), e1], 1))
-        return (z[:, : self.out_channels] + self.out(d1)).clamp(0.0, 1.0)
+        u = self.out(d1).reshape(z.shape[0], G, C, *z.shape[-2:])
+        gate = z[:, C:C + G].unsqueeze(2)
+        return (z[:, :C] + (gate * u).sum(dim=1)).clamp(0.0, 1.0)
 
 
 class Surrogate(nn.Module):
-    """τ(θ, x) = H(A1 θ/scale + b1 + [x; 0]) (Eq. 8 with F1 linear, Eq. 16)."""
+    """τ(θ, x) = H(A1 θ + b1 + [x; 0]) (Eq. 8 with F1 linear, Eq. 16).
+
+    Latent channels: C image channels (F2 = zero padding puts x there; A1 and b1 are 0 there),
+    m gate channels (A1 = 1/theta_scale, b1 = 0: the gate carries θ itself), and
+    L - C - m free channels where A1 and b1 are learned."""
 
     def __init__(self, m: int = 1, channels: int = 1, height: int = 28, width: int = 28,
                  latent_channels: int = 4, unet_width: int = 8, theta_scale: float = 1.0):
         super().__init__()
-        if latent_channels <= channels:
-            raise SemsmoothError("latent_channels must exceed the image channels (d > n, Eq. 9)")
+        if latent_channels < channels + m + 1:
+            raise SemsmoothError("latent_channels must be at least channels + m + 1 (d > n, Eq. 9)")
         self.config = dict(m=m, channels=channels, height=height, width=width,
                            latent_channels=latent_channels, unet_width=unet_width,
                            theta_scale=float(theta_scale))
         self.m, self.channels, self.theta_scale = m, channels, float(theta_scale)
-        self.A1 = nn.Parameter(0.1 * torch.randn(m, latent_channels, height, width))
-        self.b1 = nn.Parameter(torch.zeros(latent_channels, height, width))
-        self.H = UNetH(latent_channels, channels, unet_width)
+        self.latent_shape = (latent_channels, height, width)
+        free = latent_channels - channels - m
+        self.A1_free = nn.Parameter(0.1 * torch.randn(m, free, height, width))
+        self.b1_free = nn.Parameter(torch.zeros(free, height, width))
+        self.H = UNetH(latent_channels, channels, unet_width, gates=m)
+
+    @property
+    def device(self) -> torch.device:
+        return self.A1_free.device
+
+    def A1_full(self) -> torch.Tensor:
+        """A1 ``[m, L, H, W]`` (per unit of θ/theta_scale): 0 on the image, identity on the gates."""
+        m, C = self.m, self.channels
+        _, H, W = self.latent_shape
+        z = torch.zeros(m, C, H, W, dtype=self.A1_free.dtype, device=self.device)
+        gate = torch.eye(m, dtype=self.A1_free.dtype, device=self.device).view(m, m, 1, 1).expand(m, m, H, W)
+        return torch.cat([z, gate, self.A1_free], dim=1)
+
+    def b1_full(self) -> torch.Tensor:
+        m, C = self.m, self.channels
+        _, H, W = self.latent_shape
+        return torch.cat([torch.zeros(C + m, H, W, dtype=self.b1_free.dtype, device=self.device), self.b1_free], 0)
 
     # ---- the three parts of Eq. 8
     def F1(self, theta: torch.Tensor) -> torch.Tensor:
         """A1 θ + b1 (Eq. 16), ``[B,L,H,W]``."""
-        return torch.einsum("bm,mlhw->blhw", theta.to(self.A1.dtype) / self.theta_scale, self.A1) + self.b1
+        A1 = self.A1_full()
+        return torch.einsum("bm,mlhw->blhw", theta.to(A1.dtype) / self.theta_scale, A1) + self.b1_full()
 
     def F2(self, x: torch.Tensor) -> torch.Tensor:
         """[x; 0]: zero padding to the latent channels (Eq. 9)."""
         B, C, H, W = x.shape
-        pad = torch.zeros(B, self.A1.shape[1] - C, H, W, dtype=x.dtype, device=x.device)
+        pad = torch.zeros(B, self.latent_shape[0] - C, H, W, dtype=x.dtype, device=x.device)
         return torch.cat([x, pad], dim=1)
 
     def A1_matrix(self) -> torch.Tensor:
         """A1 as a ``[d, m]`` matrix in the units of θ (theta_scale folded in)."""
-        return (self.A1.reshape(self.m, -1) / self.theta_scale).T
+        return (self.A1_full().reshape(self.m, -1) / self.theta_scale).T
 
     def forward(self, theta: torch.Tensor, x: torch.Tensor, latent_noise: torch.Tensor | None = None):
         """τ(θ, x); with ``latent_noise`` θ' ``[B,L,H,W]`` the augmented τ((θ, θ'), x) of Eq. 11-12:
@@ -124,6 +154,7 @@ def save_surrogate(path: str | Path, sur: Surrogate, card: dict) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    card = json.loads(json.dumps(card, default=str))   # plain types only (weights_only loading)
     state = {k: v.detach().cpu().contiguous() for k, v in sur.state_dict().items()}
     torch.save({"format": SURROGATE_FORMAT, "config": dict(sur.config), "state_dict": state,
                 "card": dict(card)}, path)
@@ -173,7 +204,7 @@ def approximation_error(sur: Surrogate, transform, x: torch.Tensor, theta_max: f
     ε_i = max over the grid θ_j = j θ_max/(grid-1) of ||τ(θ_j, x_i) − ψ_{θ_j}(x_i)||₂ (pixel
     scale). Returns the per-image ε (a tensor) and summaries: mean L1 per pixel, mean / q95 / max ε.
     """
-    dev = sur.A1.device
+    dev = sur.device
     thetas = torch.linspace(0.0, theta_max, grid)
     eps = torch.zeros(x.shape[0])
     l1 = 0.0
