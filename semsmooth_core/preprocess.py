@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +62,23 @@ def lowpass_mask(h: int, w: int, bandwidth: float, device=None) -> torch.Tensor:
     return (ky[:, None] <= bandwidth) & (kx[None, :] <= bandwidth)
 
 
+_DENSE_MAX = 64
+
+
+def _lowpass_matrix(n: int, bandwidth: float, device, dtype) -> torch.Tensor:
+    """``[n,n]`` matrix of the 1-D ideal low-pass |k| ≤ B on n samples (a real orthogonal projection)."""
+    return _lowpass_matrix64(n, float(bandwidth)).to(device=device, dtype=dtype)
+
+
+@lru_cache(maxsize=64)
+def _lowpass_matrix64(n: int, bandwidth: float) -> torch.Tensor:
+    k = torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64)
+    keep = (k.abs() <= bandwidth).to(torch.float64)
+    d = torch.arange(n, dtype=torch.float64)
+    diff = d[:, None] - d[None, :]
+    return (torch.cos(2 * math.pi * k[None, None, :] * diff[:, :, None] / n) * keep).sum(-1) / n
+
+
 def lowpass(x: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """FFT low-pass (Fischer §6.1): keep the frequencies with |k_x| ≤ B and |k_y| ≤ B, drop the rest."""
     _check(x)
@@ -70,6 +88,11 @@ def lowpass(x: torch.Tensor, bandwidth: float) -> torch.Tensor:
     if bandwidth >= h // 2 and bandwidth >= w // 2:
         return x.clone()
     dt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    if max(h, w) <= _DENSE_MAX:
+        # the box mask is separable: P = P_H ⊗ P_W with the real circulant projection
+        # P_N[j, l] = (1/N) Σ_{|k| ≤ B} cos(2π k (j − l) / N) — the same operator as the FFT path
+        ph, pw = _lowpass_matrix(h, bandwidth, x.device, dt), _lowpass_matrix(w, bandwidth, x.device, dt)
+        return torch.matmul(torch.matmul(ph, x.to(dt)), pw.T).to(x.dtype)
     X = torch.fft.fft2(x.to(dt))
     X = X * lowpass_mask(h, w, bandwidth, device=x.device)
     return torch.fft.ifft2(X).real.to(x.dtype)
@@ -87,11 +110,25 @@ def gaussian_kernel1d(size: int, std: float, device=None, dtype=torch.float32) -
     return (k / k.sum()).to(device=device, dtype=dtype)
 
 
+def _toeplitz(k: torch.Tensor, n: int) -> torch.Tensor:
+    """``[n,n]`` matrix of the 1-D zero-padded convolution with the odd kernel ``k``: T[i, j] = k[j − i + r]."""
+    r = (len(k) - 1) // 2
+    i = torch.arange(n, device=k.device)
+    d = i[None, :] - i[:, None] + r                        # j − i + r
+    valid = (d >= 0) & (d < len(k))
+    return torch.where(valid, k[d.clamp(0, len(k) - 1)], torch.zeros((), dtype=k.dtype, device=k.device))
+
+
 def gaussian_filter(x: torch.Tensor, size: int = 5, std: float = 1.0) -> torch.Tensor:
     """Separable Gaussian blur with a normalised ``size``×``size`` kernel, zero padding, same size."""
     _check(x)
     k = gaussian_kernel1d(size, std, device=x.device, dtype=x.dtype)
     B, C, H, W = x.shape
+    if max(H, W) <= _DENSE_MAX:
+        # small images: the same separable zero-padded filter as two matrix products with the
+        # banded (Toeplitz) matrices T[i, j] = w_{j−i} — one GEMM each, much faster than conv2d
+        th, tw = _toeplitz(k, H), _toeplitz(k, W)
+        return torch.matmul(torch.matmul(th, x), tw.T)
     y = x.reshape(B * C, 1, H, W)
     p = size // 2
     y = F.conv2d(F.pad(y, (p, p, 0, 0)), k.view(1, 1, 1, size))

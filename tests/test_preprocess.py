@@ -77,3 +77,19 @@ def test_spec_roundtrip_and_errors():
     for bad in ["foo", "lowpass", "gauss:4", "gauss:5:0", "lowpass:-1", "vignette:x", "lowpass:1:2"]:
         with pytest.raises(SemsmoothError):
             Preprocess.parse(bad)
+
+
+def test_small_and_large_image_paths_agree():
+    """Small images use dense separable matrices, large ones FFT / conv2d: same operators."""
+    import semsmooth_core.preprocess as P
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(2, 2, 30, 33, generator=g, dtype=torch.float64)
+    dense = (P.lowpass(x, 5), P.gaussian_filter(x, 7, 1.5))
+    old = P._DENSE_MAX
+    try:
+        P._DENSE_MAX = 0
+        other = (P.lowpass(x, 5), P.gaussian_filter(x, 7, 1.5))
+    finally:
+        P._DENSE_MAX = old
+    for a, b in zip(dense, other):
+        assert torch.allclose(a, b, atol=1e-12)
