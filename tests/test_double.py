@@ -147,3 +147,12 @@ def test_mnist_small_rotations_certified():
     good = [r for r in rows if r["base_correct"]]
     assert good, "the shipped model misclassifies all of the first held-out digits"
     assert sum(r["correct"] and r["radius"] > 0 for r in good) >= len(good) - 1
+
+
+def test_planner_budget_search_flags_dead_ends():
+    plans = planner.plan_double(20000, 30, 0.25, [(0.3, 0.97), (0.8, 0.999)], attacker_max=30)
+    assert plans[0].dead_end is None and plans[0].forward_passes <= 20000
+    assert plans[0].expected_radius >= max(p.expected_radius for p in plans if p.dead_end is None) - 1e-12
+    assert all(p.dead_end for p in plans if p.E == 0.8)          # Φ(0.8/0.25) ≈ 0.9993: out of reach
+    pre = planner.summary_before_run(30, 0.25, 0.8, 0.999, 100, 200, 0.001, 0.001, 0.001, 30)
+    assert pre["dead_end"] and pre["max_radius"] > 0
