@@ -170,3 +170,24 @@ def test_cli_bad_input_exit_2(capsys, bad):
     assert r.returncode == 2, (bad, r.stdout, r.stderr)
     assert r.stdout == "" and len(r.stderr.strip().splitlines()) == 1
 
+
+
+def test_error_distribution_page():
+    """AppTest: histogram + q_E on the embedded default, an overlay, and a bad spec as one error line."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/4_Error_distribution.py")
+    at.run()
+    assert not at.exception, at.exception
+    at.number_input(key="ed_n").set_value(300).run()
+    vals = {m.label: m.value for m in at.metric}
+    assert 0 <= float(vals["q̲_E lower bound (A)"]) <= float(vals["q_E at E (setting A)"]) <= 1
+    at.selectbox(key="ed_vary").set_value("another preprocessing").run()
+    at.text_input(key="ed_pre_b").input("vignette+lowpass:8").run()
+    assert not at.exception and not at.error
+    at.text_input(key="ed_pre_b").input("bogus").run()
+    assert not at.exception and len(at.error) == 1

@@ -121,3 +121,23 @@ def test_bad_input():
         rot(x, 10.0, interpolation="lanczos")
     with pytest.raises(SemsmoothError):
         rot(x, float("nan"))
+
+
+def test_transform_explorer_page():
+    """AppTest: the page renders on the embedded default, switches transform and preprocessing."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+    app = str(Path(__file__).resolve().parents[1] / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.run()
+    at.switch_page("pages/3_Transform_explorer.py")
+    at.run()
+    assert not at.exception, at.exception
+    vals = {m.label: float(m.value) for m in at.metric}
+    assert vals["‖ε‖₂ without P"] > 0
+    at.selectbox(key="te_transform").set_value("translation").run()
+    at.checkbox(key="te_lp").check().run()
+    assert not at.exception, at.exception
+    vals = {m.label: float(m.value) for m in at.metric}
+    assert vals["‖ε‖₂ with P"] <= vals["‖ε‖₂ without P"] + 1e-9
