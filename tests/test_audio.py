@@ -232,12 +232,12 @@ def test_certify_double_volume_on_clips(speech_model):
     model, card = speech_model
     x, y = load_dataset("speech-words", indices=[0, 101])
     for i in range(2):
-        cert = certify_double(model, x[i], "volume", 3.0, card["sigma_eps"], 0.002, 0.95, 5, 20, 20,
+        cert = certify_double(model, x[i], "volume", 3.0, card["sigma_eps"], 0.002, 0.95, 5, 12, 10,
                               0.01, 0.01, 0.001, batch_size=200, generator=torch.Generator().manual_seed(i))
-        assert cert.radius_unit == "dB" and cert.n_forward == 5 + 20 * 20
+        assert cert.radius_unit == "dB" and cert.n_forward == 5 + 12 * 10
         assert cert.label in (-1, int(y[i]))
         assert cert.radius == 0 if cert.label == -1 else 0 < cert.radius <= 3.0
-        assert len(cert.extra["betas"]) == 20
+        assert len(cert.extra["betas"]) == 12
 
 
 def test_pipeline_certify_speech_words(speech_model):
@@ -246,7 +246,7 @@ def test_pipeline_certify_speech_words(speech_model):
     rows = []
     cfg = {"dataset": "speech-words", "model": "speech_cnn", "transform": "volume", "sigma_gamma": 3.0,
            "sigma_eps": speech_model[1]["sigma_eps"], "E": 0.002, "q_E_lower": 0.95, "n0": 5, "n_gamma": 10,
-           "n_eps": 20, "alpha_gamma": 0.01, "alpha_eps": 0.01, "batch_size": 200}
+           "n_eps": 10, "alpha_gamma": 0.01, "alpha_eps": 0.01, "batch_size": 200}
     out = pipeline.certify_inputs(cfg, [7], rows.append)
     assert out["n"] == 1 and rows[0]["radius_unit"] == "dB"
     json.dumps(out, default=str)
