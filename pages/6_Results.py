@@ -118,13 +118,13 @@ def progress_panel() -> None:
         if r["status"] in ACTIVE:
             if c2.button("Cancel", key=f"cancel_{r['id']}", disabled=r["cancel"]):
                 store.request_cancel(r["id"])
-                st.rerun(scope="fragment")
+                st.rerun()
         elif c2.button("Resume", key=f"resume_{r['id']}"):
             try:
                 jobs.resume_job(r["id"], store)
             except SemsmoothError as e:
                 show_error(e)
-            st.rerun(scope="fragment")
+            st.rerun()
 
 
 st.subheader("Runs in progress")

@@ -200,3 +200,27 @@ def test_results_page_starts_background_run(results_db):
         time.sleep(0.3)
     run = store.get_run(new[0]["id"])
     assert run["status"] == "done" and run["done"] == 3, run["error"]
+
+
+def test_results_page_cancel_and_resume_buttons(results_db):
+    from semsmooth_core import jobs
+    from tests.test_jobs import CONFIG
+
+    store, rid, imp = results_db
+    queued = jobs.create_job(CONFIG | {"model": "mnist_cnn_noise025"}, [0, 500], store, name="waiting")  # no worker yet
+    at = _app()
+    assert not at.exception, at.exception
+    cancel = next(b for b in at.button if b.key == f"cancel_{queued}")
+    cancel.click().run()
+    assert not at.exception, at.exception
+    assert store.get_run(queued)["status"] == "cancelled"  # a queued run is cancelled at once
+    resume = next(b for b in at.button if b.key == f"resume_{queued}")
+    resume.click().run()
+    assert not at.exception, at.exception
+    import time
+
+    t0 = time.monotonic()  # a background worker (SEMSMOOTH_RUNNER = the test runner) finishes it
+    while store.get_run(queued)["status"] in ("queued", "running") and time.monotonic() - t0 < 90:
+        time.sleep(0.3)
+    run = store.get_run(queued)
+    assert run["status"] == "done" and run["done"] == 2, run["error"]
