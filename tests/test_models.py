@@ -216,6 +216,20 @@ def test_shipped_model_card_and_accuracy(name):
     assert size_mb < 5
 
 
+def test_rotation_model_is_more_rotation_robust():
+    """The rotation-augmented model keeps its accuracy on held-out digits rotated by
+    U[-45, 45] degrees; the noise-only model loses much of it (measured: 97.1% vs 83.6%)."""
+    from semsmooth_core.data import embedded_mnist
+    from semsmooth_core.models.training import augment, evaluate
+
+    x, y = embedded_mnist("heldout")
+    x, y = x[::4], y[::4]
+    xr = augment(x, torch.Generator().manual_seed(123), rotation_deg=45)
+    acc = {n: evaluate(load_model(n)[0], xr, y)[0] for n in SHIPPED}
+    assert acc["mnist_cnn_rot_noise025"] >= 0.93, acc
+    assert acc["mnist_cnn_rot_noise025"] > acc["mnist_cnn_noise025"] + 0.05, acc
+
+
 def models_dir_path(name):
     from semsmooth_core.paths import models_dir
 

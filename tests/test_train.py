@@ -222,3 +222,27 @@ def test_cli_train_on_torchvision_mnist_folder(tmp_path, capsys, one_thread):
     assert card["num_classes"] == 10 and "--root" in card["command"]
     model, _ = load_model(str(out))
     assert model(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_cli_train_on_imagefolder_with_image_size(tmp_path, capsys, one_thread):
+    import numpy as np
+    from PIL import Image
+
+    from semsmooth_core.cli import main
+
+    rng = np.random.default_rng(2)
+    for split, n in (("train", 4), ("val", 2)):
+        for cls in ("a", "b", "c"):
+            (tmp_path / split / cls).mkdir(parents=True)
+            for j in range(n):
+                Image.fromarray(rng.integers(0, 256, (20 + j, 30, 3), dtype=np.uint8)).save(
+                    tmp_path / split / cls / f"{j}.png")
+    out = tmp_path / "m.pt"
+    rc = main(["train", "--dataset", "imagefolder", "--root", str(tmp_path), "--train-split", "train",
+               "--val-split", "val", "--image-size", "16", "--width", "4", "--epochs", "1",
+               "--noise-draws", "1", "--out", str(out), "--json", "--quiet"])
+    cap = capsys.readouterr()
+    assert rc == 0, cap.err
+    card = json.loads(cap.out)
+    assert card["input_shape"] == [3, 16, 16] and card["num_classes"] == 3
+    assert card["n_train"] == 12 and card["n_heldout"] == 6 and "--image-size 16" in card["command"]

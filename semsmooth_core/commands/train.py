@@ -27,6 +27,8 @@ def add_arguments(p):
                         "embedded mnist, test otherwise)")
     d.add_argument("--train-indices", default=None, help="subset of the training split: START:STOP or a,b,c")
     d.add_argument("--val-indices", default=None, help="subset of the held-out split: START:STOP or a,b,c")
+    d.add_argument("--image-size", type=int, default=None,
+                   help="imagefolder only: resize the shorter side to N pixels and centre-crop N x N")
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="small_cnn", help="small_cnn, resnet18_small or a torchvision name")
     m.add_argument("--width", type=int, default=None, help="channel width of small_cnn (default 32)")
@@ -69,6 +71,8 @@ def _command_line(args) -> str:
         parts += ["--train-indices", args.train_indices]
     if args.val_indices:
         parts += ["--val-indices", args.val_indices]
+    if args.image_size is not None:
+        parts += ["--image-size", str(args.image_size)]
     parts += ["--arch", args.arch]
     if args.width is not None:
         parts += ["--width", str(args.width)]
@@ -130,10 +134,13 @@ def run(args, progress):
     preprocess = resolve_preprocess(args.preprocess)
     device = get_device(args.device)
 
+    options = {}
+    if args.image_size is not None:
+        options["size"] = check_count("--image-size", args.image_size)
     x_tr, y_tr = load_dataset(args.dataset, split=args.train_split, root=args.root,
-                              indices=parse_indices(args.train_indices))
+                              indices=parse_indices(args.train_indices), **options)
     x_va, y_va = load_dataset(args.dataset, split=args.val_split, root=args.root,
-                              indices=parse_indices(args.val_indices))
+                              indices=parse_indices(args.val_indices), **options)
     arch_kwargs = {}
     if args.width is not None:
         if args.arch != "small_cnn":
