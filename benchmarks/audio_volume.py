@@ -15,7 +15,9 @@
     OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model speech_cnn --clips 30
     OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model silero_vad --clips 10
 
-Writes ``benchmarks/results/audio_<model>.json``.
+    OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model speech_cnn --clips 30 --range 6 --tag _C6
+
+Writes ``benchmarks/results/audio_<model><tag>.json``.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def main() -> None:
     ap.add_argument("--alpha", type=float, default=0.001, help="alpha_gamma = alpha_eps = alpha_E")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tag", default="", help="suffix of the result file: audio_<model><tag>.json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -121,7 +124,7 @@ def main() -> None:
     }
     res = ROOT / "benchmarks" / "results"
     res.mkdir(parents=True, exist_ok=True)
-    path = res / f"audio_{args.model}.json"
+    path = res / f"audio_{args.model}{args.tag}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(json.dumps({"file": str(path), "E": est["E"], "q_E_lower": est["q_E_lower"], **table}, default=str))
 

@@ -34,7 +34,8 @@ audio_models = {k: v for k, v in list_models().items() if v.get("modality") == "
 if not audio_models:
     st.info("No audio model in assets/models/ — train one with `python scripts/train_speech.py`.")
     st.stop()
-model_name = st.selectbox("Model", list(audio_models), key="av_model",
+names = sorted(audio_models, key=lambda k: k != "speech_cnn")      # the word classifier first
+model_name = st.selectbox("Model", names, key="av_model",
                           format_func=lambda k: f"{k} — {audio_models[k].get('summary', '')}")
 try:
     model, card = cached_model(model_name)
