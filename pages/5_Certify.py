@@ -116,14 +116,13 @@ except SemsmoothError as e:
 run = st.button("Certify", type="primary", disabled=not ok or model is None, key="cf_run")
 if run:
     bar = st.progress(0.0, text="Starting…")
-    stage = {"name": "outer selection"}
-    cb_fwd = progress_callback(bar, "Sampling")
+    stage = {"cb": progress_callback(bar, "Outer selection")}
 
-    def on_stage(name):
-        stage["name"] = name
+    def on_stage(name):  # stages: outer selection, transforming the sampled β, inner smoothing
+        stage["cb"] = progress_callback(bar, name[:1].upper() + name[1:])
 
     def progress(done, total):
-        cb_fwd(done, total)
+        stage["cb"](done, total)
 
     try:
         pp = Preprocess.parse(pp_spec)
