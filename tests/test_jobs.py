@@ -169,30 +169,36 @@ def test_queue_runs_in_order_and_failures_are_recorded(tmp_path):
         jobs.create_job(CONFIG, [], store)
 
 
-def test_runs_cli_list_show_export(tmp_path):
+def test_runs_cli_list_show_export(tmp_path, capsys):
+    import json
+
+    from semsmooth_core.cli import main
+
     db = tmp_path / "runs.sqlite"
     store = Store(db)
     rid = jobs.create_job(CONFIG, [0, 1, 2], store, name="cli")
     jobs.worker_loop(store, run_id=rid, runner=noise_runner)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    run = lambda *a: subprocess.run([sys.executable, "-m", "semsmooth_core", *a, "--db", str(db), "--quiet"],
-                                    capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
-    import json
 
-    out = run("runs", "list", "--json")
-    assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["runs"][0]["done"] == 3
-    out = run("runs", "show", "cli", "--json")
-    assert json.loads(out.stdout)["summary"]["n"] == 3
+    def run(*a):
+        code = main([*a, "--db", str(db), "--quiet"])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    code, out, _ = run("runs", "list", "--json")
+    assert code == 0 and json.loads(out)["runs"][0]["done"] == 3
+    code, out, _ = run("runs", "show", "cli", "--json")
+    assert json.loads(out)["summary"]["n"] == 3
     tsv = tmp_path / "x.tsv"
-    out = run("runs", "export", str(rid), "--out", str(tsv), "--json")
-    assert out.returncode == 0 and tsv.read_text().startswith("idx\tlabel\tpredict\tradius\tcorrect\ttime")
-    out = run("runs", "show", "999", "--json")
-    assert out.returncode == 2 and "no run" in out.stderr
-    out = run("runs", "start", "--config", '{"dataset": "mnist", "smoothing": "noise"}', "--indices", "0:5000")
-    assert out.returncode == 2 and "0..999" in out.stderr  # checked before anything is queued
-    out = run("runs", "start", "--config", "{not json")
-    assert out.returncode == 2 and "JSON" in out.stderr
+    code, out, _ = run("runs", "export", str(rid), "--out", str(tsv), "--json")
+    assert code == 0 and tsv.read_text().startswith("idx\tlabel\tpredict\tradius\tcorrect\ttime")
+    code, out, err = run("runs", "show", "999", "--json")
+    assert code == 2 and "no run" in err and out == ""
+    code, _, err = run("runs", "start", "--config", '{"dataset": "mnist", "smoothing": "noise"}', "--indices", "0:5000")
+    assert code == 2 and "0..999" in err  # checked before anything is queued
+    code, _, err = run("runs", "start", "--config", "{not json")
+    assert code == 2 and "JSON" in err
+    code, out, _ = run("runs", "import", str(tsv), "--name", "again", "--json")
+    assert code == 0 and json.loads(out)["rows"] == 3
 
 
 def test_real_pipeline_through_worker(tmp_path):
