@@ -177,13 +177,16 @@ class Store:
         return d
 
     def get_run(self, run_id: int) -> dict:
-        """The run as a dict (params/indices/environment decoded) plus ``done`` (rows written)."""
+        """The run as a dict (params/indices/environment decoded) plus ``done`` (rows written) and
+        the rows' sums ``n_forward`` and ``seconds`` (for :func:`progress_info`)."""
         with self._conn() as c:
             r = c.execute("SELECT * FROM runs WHERE id=?", (int(run_id),)).fetchone()
             if r is None:
                 raise SemsmoothError(f"no run with id {run_id} in {self.path}")
             d = self._run_dict(r)
-            d["done"] = c.execute("SELECT COUNT(*) FROM rows WHERE run_id=?", (int(run_id),)).fetchone()[0]
+            d["done"], d["n_forward"], d["seconds"] = c.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_forward),0), COALESCE(SUM(seconds),0) FROM rows WHERE run_id=?",
+                (int(run_id),)).fetchone()
         return d
 
     def find_run(self, ref) -> int:
