@@ -263,5 +263,6 @@ if importlib.util.find_spec("kaleido") is not None:
         except Exception as e:  # kaleido needs a browser; say why it failed
             show_error(f"PNG export failed: {e}")
 else:
-    st.caption("PNG export needs the optional package `kaleido` (and a Chromium); the HTML figure "
-               "has a camera button that saves a PNG in the browser.")
+    st.caption("PNG export needs the optional package `kaleido` (and a Chromium), which is not installed; "
+               "every chart's camera button (top right) saves a PNG in the browser. The HTML figure loads "
+               "plotly.js from its CDN when opened.")
