@@ -38,6 +38,7 @@ SETTINGS = [
     ("translation", 4.0, 4.0, ["none", "lowpass:8", "gauss:5:1"]),
 ]
 INTERPOLATIONS = ["nearest", "bilinear", "bicubic"]
+ABBR = {"nearest": "near.", "bilinear": "bil.", "bicubic": "bic."}
 
 
 def main(argv=None) -> int:
@@ -82,7 +83,7 @@ def main(argv=None) -> int:
           f"translation: σ = 4 px per axis, C = [−4, 4]² px.", "",
           f"| transform | I | P | E | q_E % | q̲_E % | E_{a.q:g} | max* |", "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['transform']} | {r['interpolation'][:4]}. | {r['preprocess']} | {r['E']:g} | "
+        md.append(f"| {r['transform']} | {ABBR[r['interpolation']]} | {r['preprocess']} | {r['E']:g} | "
                   f"{r['q_E'] * 100:.2f} | {r['q_E_lower'] * 100:.2f} | {r['E_q']:.3f} | {r['max']:.3f} |")
     md += ["", f"Command: `{cmd}` ({total:.0f} s in all)."]
     out = Path(a.out)

@@ -376,6 +376,7 @@ def _keys_sums(a: float = -0.75) -> tuple[float, float]:
 
 
 _KEYS_S, _KEYS_DS = _keys_sums()
+_FLOAT_SLACK = 1e-6     # covers float32 rounding of the resampled values (pixel scale)
 
 
 def _pad(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -443,7 +444,7 @@ def _geo_param_interval(t, x, center, half, interpolation, lmax):
         xc = _pad(x, m + 1)
         rng = _maxpool(xc, m) - _minpool(xc, m)
         L = math.sqrt(2.0) * _KEYS_S * _KEYS_DS / 2.0 * affine_resample(rng, A, "nearest", (H, W))
-    r = L * ell
+    r = L * ell + _FLOAT_SLACK
     return c - r, c + r
 
 
@@ -500,17 +501,20 @@ def eps_interval_bound(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, c
             lmax = float(t.motion_bound(center, half, *x.shape[-2:]).max()) if len(center) else 0.0
         lo1, hi1 = _geo_param_interval(t, x, center, half, ip, lmax)
         lob, hib = _geo_param_interval(t, x, beta + center, half, ip, lmax)
-        lo1, hi1 = q(lo1), q(hi1)
+        lo1, hi1 = q(lo1 - _FLOAT_SLACK), q(hi1 + _FLOAT_SLACK)
         lo2, hi2 = _geo_input_interval(t, lo1, hi1, beta, ip)
     elif hasattr(t, "param_interval"):
         lo1, hi1 = t.param_interval(x, center, half)
         lob, hib = t.param_interval(x, beta + center, half)
-        lo1, hi1 = q(lo1), q(hi1)
+        lo1, hi1 = q(lo1 - _FLOAT_SLACK), q(hi1 + _FLOAT_SLACK)
         lo2, hi2 = t.input_interval(lo1, hi1, beta)
     else:
         raise SemsmoothError(f"no worst-case bound for {t.name}")
-    lo2, hi2 = q(lo2), q(hi2)
-    lob, hib = q(lob), q(hib)
+    # float32 resampling of the end points may differ from the exact values by ~1e-7; widen by
+    # _FLOAT_SLACK before rounding so that a value sitting on a rounding boundary cannot escape
+    s_ = _FLOAT_SLACK
+    lo2, hi2 = q(lo2 - s_), q(hi2 + s_)
+    lob, hib = q(lob - s_), q(hib + s_)
     return _interval_preprocess(setup.preprocess, lo2 - hib, hi2 - lob, setup.norm)
 
 

@@ -99,6 +99,9 @@ def run(args, progress):
            "quantiles": errors.quantiles(s.norms),
            "quantiles_linf": errors.quantiles(s.linf),
            "E": E, "q_E": at["q_E"], "q_E_lower": at["q_E_lower"], "k": at["k"],
+           # without --E the E is picked from these same samples (E_for_q): q_E_lower then describes
+           # this sample; for a certificate fix --E in advance (or re-estimate with another --seed)
+           "E_selected_from_samples": args.E is None,
            "E_for_q": target,
            "histogram": errors.histogram(s.norms, bins=args.bins),
            "seconds": s.seconds, "samples_per_second": s.n / max(s.seconds, 1e-12),
