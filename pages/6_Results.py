@@ -12,7 +12,6 @@ import base64
 import hashlib
 import importlib.util
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +95,10 @@ with st.expander("Start a new background run", expanded=False):
 
 # --------------------------------------------------------------------------- progress
 def _fmt_eta(s):
-    return "—" if s is None else time.strftime("%H:%M:%S", time.gmtime(max(0.0, s)))
+    if s is None:
+        return "—"
+    s = int(max(0.0, s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 @st.fragment(run_every=2.0)

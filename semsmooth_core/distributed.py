@@ -15,7 +15,6 @@ Where the cluster has GPUs, each task asks for one GPU (``num_gpus=1``) and runs
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -144,7 +143,7 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
         store.set_status(run_id, "failed", error=f"Ray task failed: {msg[:300]}")
         raise SemsmoothError(f"a Ray task failed: {msg[:300]}") from None
     finally:
-        if started_here and not address:
+        if started_here:  # stops a local instance; only disconnects from a remote cluster
             ray.shutdown()
 
     left = len(store.pending_indices(run_id))
