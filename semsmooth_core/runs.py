@@ -28,6 +28,7 @@ import os
 import re
 import socket
 import sqlite3
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,6 +109,7 @@ class Store:
     def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0):
         self.path = db_path(path)
         self.timeout = float(timeout)
+        self._local = threading.local()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._conn() as c:
@@ -120,16 +122,28 @@ class Store:
     # ------------------------------------------------------------------ connections
     @contextmanager
     def _conn(self):
-        c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None)
-        try:
+        """This thread's connection (opened once per thread and process, then reused)."""
+        key = (os.getpid(), threading.get_ident())
+        c = self._local.__dict__.get(key)
+        if c is None:
+            c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
+                                check_same_thread=True)
             c.row_factory = sqlite3.Row
             c.execute("PRAGMA journal_mode=WAL")
             c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             c.execute("PRAGMA synchronous=FULL")
             c.execute("PRAGMA foreign_keys=ON")
-            yield c
-        finally:
-            c.close()
+            self._local.__dict__.clear()  # a connection inherited through fork is never used
+            self._local.__dict__[key] = c
+        yield c
+
+    def close(self) -> None:
+        for c in list(self._local.__dict__.values()):
+            try:
+                c.close()
+            except sqlite3.Error:
+                pass
+        self._local.__dict__.clear()
 
     @contextmanager
     def _tx(self, immediate: bool = True):
