@@ -29,7 +29,7 @@ def add_arguments(p):
     p.add_argument("--config", default=None,
                    help="start: the certify options as a JSON object or a JSON file "
                         "(dataset, model, smoothing, sigma_eps, n0, n_eps, alpha_eps, seed, ...)")
-    p.add_argument("--indices", default="0:20", help="start: dataset indices, START:STOP or a comma list")
+    p.add_argument("--indices", default="0:20", help="start: dataset indices, START:STOP[:STEP] or a comma list")
     p.add_argument("--name", default=None, help="start/import: a name for the run")
     p.add_argument("--wait", action="store_true", help="start/resume: run in this process instead of a background worker")
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
