@@ -181,13 +181,17 @@ if st.button("Certify", key="av_certify", type="primary"):
 
 # --------------------------------------------------------------------------- table
 st.subheader("Over the held-out clips")
-res = REPO_ROOT / "benchmarks" / "results" / f"audio_{model_name}.json"
-if res.is_file():
+results = sorted((REPO_ROOT / "benchmarks" / "results").glob(f"audio_{model_name}*.json"))
+for res in results:
     data = json.loads(res.read_text())
+    c = data.get("config", {})
+    st.markdown(f"**{res.name}** — σ_γ = {c.get('sigma_gamma')} dB, C = ±{c.get('attacker_range')} dB, "
+                f"σ_ε = {c.get('sigma_eps')}, E = {c.get('E', 0):.5f} (q̲_E = {c.get('q_E_lower', 0):.4f}), "
+                f"n_γ = {c.get('n_gamma')}, n_ε = {c.get('n_eps')}")
     st.dataframe(data.get("table", []), width="stretch")
-    st.caption(f"From `{data.get('command', 'benchmarks/audio_volume.py')}` ({res.name}); radius in dB.")
-else:
-    st.caption(f"No {res.name} yet: run `python benchmarks/audio_volume.py --model {model_name}`.")
+    st.caption(f"`{data.get('command', '')}` — radius in dB (clipped to C, where E holds).")
+if not results:
+    st.caption(f"No results yet: run `python benchmarks/audio_volume.py --model {model_name}`.")
 n_clips = int(st.number_input("clips for a quick table (evenly spaced)", 2, 50, 5, key="av_nclips"))
 
 
