@@ -96,7 +96,7 @@ with right:
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def _M(name: str, x_key: str, _x, sigma1: float, sigma2: float, xi_max: float):
-    return estimate_M(_surrogate(name)[0], _x, sigma1, sigma2, xi_max, grid=33)
+    return estimate_M(_surrogate(name)[0], _x, sigma1, sigma2, xi_max, grid=17)
 
 
 st.subheader("The coefficient M (Eq. 18)")

@@ -257,7 +257,9 @@ def test_gsmooth_page_certify_and_bad_sigma():
 
     st.cache_resource.clear()
     st.cache_data.clear()
-    at = AppTest.from_file("app.py", default_timeout=180)
+    from pathlib import Path
+
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
     at.run()
     at.switch_page("pages/8_GSmooth.py")
     at.run()
