@@ -436,11 +436,11 @@ def _geo_param_interval(t, x, center, half, interpolation, lmax):
         return lo, hi
     c = affine_resample(x, A, interpolation, (H, W))
     if interpolation == "bilinear":
-        m = int(math.ceil(lmax + 1.5))
+        m = int(math.ceil(lmax + 1.5 + 1e-3))
         xc = _pad(x, m + 1)
         L = math.sqrt(2.0) * affine_resample(_maxpool(_neighbour_diff(xc), m), A, "nearest", (H, W))
     else:  # bicubic
-        m = int(math.ceil(lmax + 2.5))
+        m = int(math.ceil(lmax + 2.5 + 1e-3))
         xc = _pad(x, m + 1)
         rng = _maxpool(xc, m) - _minpool(xc, m)
         L = math.sqrt(2.0) * _KEYS_S * _KEYS_DS / 2.0 * affine_resample(rng, A, "nearest", (H, W))
