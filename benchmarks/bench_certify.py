@@ -122,7 +122,8 @@ def main() -> None:
                      "seq_n_forward": s.n_forward, "fixed_seconds": f.seconds, "seq_seconds": s.seconds})
         print(f"input {i}: fixed {f.label}/{f.radius:.2f} ({f.n_forward}) seq {s.label}/{s.radius:.2f} "
               f"({s.n_forward})", file=sys.stderr)
-    if not rows:
+    seq_skipped = not rows
+    if seq_skipped:
         rows = [{"fixed_prediction": 0, "seq_prediction": 0, "fixed_n_forward": 0, "seq_n_forward": 1,
                  "fixed_radius": 0.0, "seq_radius": 0.0, "fixed_seconds": 0.0, "seq_seconds": 0.0}]
     same = [r["fixed_prediction"] == r["seq_prediction"] for r in rows]
@@ -145,12 +146,16 @@ def main() -> None:
                        "seconds_per_input_sequential": float(np.mean([r["seq_seconds"] for r in rows])),
                        "rows": rows},
         "environment": environment(),
+        **({"sequential": "not run (--seq-inputs 0)"} if seq_skipped else {}),
         "command": "OMP_NUM_THREADS=1 python benchmarks/bench_certify.py " + " ".join(sys.argv[1:]),
     }
     out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"certify_{Path(a.model).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=1, default=float))
-    print(json.dumps({k: v for k, v in res["sequential"].items() if k != "rows"} | {"overhead_ratio": res["overhead"]["ratio_median"]}))
+    seq = res["sequential"] if isinstance(res["sequential"], dict) else {}
+    print(json.dumps({k: v for k, v in seq.items() if k != "rows"} | {
+        "overhead_ratio": res["overhead"]["ratio_median"],
+        "overhead_cpu_time_ratio": res["overhead"]["cpu_time_ratio_median"]}))
 
 
 if __name__ == "__main__":
