@@ -104,7 +104,7 @@ try:
         p3.metric("Inner threshold Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}")
         p4.metric("Forward passes (max)", f"{pre['forward_passes_max']:,}")
         best = planner.plan_double(int(n_gamma) * int(n_eps), float(sigma_gamma), sigma_eps, [(E, q_E)],
-                                   alpha_total=a_g + a_e, alpha_E=a_E, attacker_max=crange)[0]
+                                   alpha_total=a_g + a_e, alpha_E=a_E, attacker_max=crange * (t.dim ** 0.5))[0]
         st.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
                    f"α_γ = {best.alpha_gamma:.2g}, α_ε = {best.alpha_eps:.2g} (expected radius "
                    f"{best.expected_radius:.3g} {t.unit} under a 99 %-accurate base model).")
