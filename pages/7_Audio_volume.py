@@ -60,7 +60,7 @@ with left:
     source = st.radio("Source", ["Embedded held-out clip", "Upload WAV / FLAC / OGG"], key="av_source")
     label = None
     if source.startswith("Embedded"):
-        idx = int(st.number_input(f"Clip index (0–{len(x_all) - 1})", 0, len(x_all) - 1, 0, key="av_idx"))
+        idx = int(st.number_input(f"Clip index (0–{len(x_all) - 1})", 0, len(x_all) - 1, 7, key="av_idx"))
         clip = x_all[idx]
         label = int(y_all[idx])
         st.caption(f"word **{WORDS[label]}**, voice {meta['speaker'][idx]} ({meta['accent'][idx]}), "
@@ -109,10 +109,11 @@ with right:
                       yaxis_title="amplitude ([-1,1] = int16/32768)", title="Waveform")
     st.plotly_chart(fig, width="stretch")
     mf = audio.MFCC()(louder[None])[0].numpy()
-    fig = go.Figure(go.Heatmap(z=mf, x=np.arange(mf.shape[1]) * 0.01, colorscale="Viridis",
-                               colorbar=dict(title="coef.")))
+    fig = go.Figure(go.Heatmap(z=mf[1:], y=np.arange(1, mf.shape[0]), x=np.arange(mf.shape[1]) * 0.01,
+                               colorscale="Viridis", colorbar=dict(title="coef.")))
     fig.update_layout(height=250, margin=dict(l=10, r=10, t=30, b=10), xaxis_title="time (s)",
-                      yaxis_title="MFCC index", title="MFCC (what the CNN sees, before standardisation)")
+                      yaxis_title="MFCC index", title=f"MFCC 1–{mf.shape[0] - 1} (c0, the log energy, "
+                      f"mean {mf[0].mean():.0f}, not shown; before standardisation)")
     st.plotly_chart(fig, width="stretch")
 
 # --------------------------------------------------------------------------- E
