@@ -274,3 +274,19 @@ def test_gsmooth_page_certify_and_bad_sigma():
     at.number_input(key="gs_sigma2").set_value(0.0)
     at.run()
     assert not at.exception and at.error, "σ₂ = 0 must give one st.error line"
+
+
+def test_attack_searches_inside_the_radius(gen):
+    from semsmooth_core.gsmooth.attack import attack_gsmooth
+    from semsmooth_core.models import load_model
+
+    sur, _ = _shipped("zoom_blur")
+    model, _ = load_model("gsmooth_zoom_blur_cnn")
+    x, y = embedded_mnist("heldout")
+    a = attack_gsmooth(model, sur, get("zoom_blur"), x[0], int(y[0]), 0.02, 0.2, 0.5, grid=3, n_random=2,
+                       n_probe=8, k_worst=2, n_predict=40, alpha=0.01, generator=gen)
+    assert len(a["candidates"]) == 5 and all(0.0 <= c <= 0.02 for c in a["candidates"])
+    assert len(a["predict_labels"]) == 2 and set(a["worst_xi"]) <= set(a["candidates"])
+    assert a["survived"] == all(lab == int(y[0]) for lab in a["predict_labels"])
+    with pytest.raises(SemsmoothError):
+        attack_gsmooth(model, sur, get("zoom_blur"), x[0], int(y[0]), -1.0, 0.2, 0.5)
