@@ -7,7 +7,6 @@ import torch
 from statsmodels.stats.proportion import proportion_confint
 
 from semsmooth_core import errors as E
-from semsmooth_core.transforms import quantize_uint8
 from semsmooth_core.validation import SemsmoothError
 
 

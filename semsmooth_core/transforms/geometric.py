@@ -27,8 +27,6 @@ of DESIGN.md principle 3).
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
@@ -191,10 +189,6 @@ class Scaling(Transform):
     def apply(self, x, params, interpolation):
         _check_image(x, self.name)
         return affine_resample(x, self.matrix(params), interpolation)
-
-
-def degrees_to_radians(d: float) -> float:  # small helper for pages/docs
-    return d * math.pi / 180.0
 
 
 # --------------------------------------------------------------------------- motion bounds
