@@ -891,6 +891,7 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
                   "q_E_lower": q_E_lower, "n_eps": ns, "alpha_eps": als, "n0": n0, "n_gamma": n_gamma,
                   "alpha_gamma": alpha_gamma, "alpha_E": alpha_E, "total_failure": total_failure,
                   "clipped": clipped, "outer_successes": S, "betas": betas.cpu().tolist(),
+                  "attacker_range": [list(r_) for r_ in spec.attacker_range] if spec.attacker_range else None,
                   "inner_verdict": ["certified" if v else "not certified" for v in ok.tolist()],
                   "attacker": ("worst case: every γ in C" if E_worst_case else "random: γ ~ U(C)")})
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
