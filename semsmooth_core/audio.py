@@ -233,63 +233,26 @@ def encode_wav(clip, sample_rate: int = SAMPLE_RATE) -> bytes:
 
 
 # --------------------------------------------------------------------------- E for volume changes
-class _VolumeErrorSetup:
-    """The minimal setup :func:`semsmooth_core.errors.draw` and :func:`semsmooth_core.errors.eps`
-    read (transform, interpolation, quantize, upscale, preprocess, sigma, C), for waveforms.
+def volume_error_setup(sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), norm: str = "whole"):
+    """The :class:`semsmooth_core.errors.ErrorSetup` of volume changes: β ~ N(0, σ²) dB,
+    γ ~ U(C) dB, int16 rounding, no preprocessing (Fischer §5.2, §7.3)."""
+    from semsmooth_core import errors
 
-    ``errors.ErrorSetup`` accepts image transformations only (it checks ``modality``); ε itself
-    (``errors.eps``: ψ^I_β(ψ^I_γ x) − ψ^I_{β+γ} x) and the draws (x ~ U(data), β ~ N(0, σ²),
-    γ ~ U(C)) are used unchanged from there, so the formula lives in one place.
-    """
-
-    transform = "volume"
-    interpolation = "bilinear"      # ignored by the volume transform
-    quantize = True
-    upscale = 1.0
-    norm = "whole"
-
-    def __init__(self, sigma_db: float, C: tuple[float, float]):
-        from semsmooth_core import transforms
-
-        self.t = transforms.get("volume")
-        self.sigma = (float(sigma_db),)
-        self.C = ((float(C[0]), float(C[1])),)
-        self.preprocess = lambda z: z
-
-    def describe(self) -> dict:
-        return {"transform": "volume", "sigma": list(self.sigma), "C": [list(c) for c in self.C],
-                "units": ["dB"], "quantize": True, "norm": "whole", "space": "waveform [-1,1]"}
+    return errors.ErrorSetup("volume", sigma=float(sigma_db), C=[(float(C[0]), float(C[1]))], norm=norm)
 
 
 def volume_error_norms(data: torch.Tensor, n: int, sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0),
                        seed: int = 0, batch_size: int = 500, progress=None) -> dict:
-    """Sample ``n`` triples (x ~ U(data), β ~ N(0, σ²) dB, γ ~ U(C) dB) and return the l2 norms of
-    the rounding error ε(β,γ,x) = Q(10^{β/20} Q(10^{γ/20} x)) − Q(10^{(β+γ)/20} x) in the
-    waveform space (Fischer §5.2 for audio, §7.3). ``data`` ``[N,T]``. Returns
+    """``errors.sample_errors`` for volume changes, as plain arrays: the l2 norms of
+    ε(β,γ,x) = Q(10^{β/20} Q(10^{γ/20} x)) − Q(10^{(β+γ)/20} x) in the waveform space for ``n``
+    draws x ~ U(data) (``[N,T]``), β ~ N(0, σ²) dB, γ ~ U(C) dB. Returns
     ``{"norms": [n], "linf": [n], "beta", "gamma", "index", "setup", "seconds"}``."""
-    import time
-
     from semsmooth_core import errors
-    from semsmooth_core.validation import check_count
 
-    n = check_count("samples", n)
-    if not isinstance(data, torch.Tensor) or data.ndim != 2 or len(data) == 0:
-        raise SemsmoothError("data must be a non-empty tensor of waveforms [N,T]")
-    setup = _VolumeErrorSetup(sigma_db, C)
-    idx, beta, gamma = errors.draw(setup, n, len(data), seed)
-    norms = np.empty(n)
-    linf = np.empty(n)
-    t0 = time.perf_counter()
-    with torch.no_grad():
-        for s in range(0, n, batch_size):
-            e = min(n, s + batch_size)
-            err = errors.eps(setup, data[idx[s:e]].float(), beta[s:e], gamma[s:e]).double()
-            norms[s:e] = err.norm(dim=1).numpy()
-            linf[s:e] = err.abs().amax(dim=1).numpy()
-            if progress is not None:
-                progress(e, n)
-    return {"norms": norms, "linf": linf, "beta": beta.numpy()[:, 0], "gamma": gamma.numpy()[:, 0],
-            "index": idx.numpy(), "setup": setup.describe(), "seconds": time.perf_counter() - t0}
+    setup = volume_error_setup(sigma_db, C)
+    s = errors.sample_errors(setup, data, n, seed=seed, batch_size=batch_size, progress=progress)
+    return {"norms": s.norms[:, 0], "linf": s.linf, "beta": s.beta[:, 0], "gamma": s.gamma[:, 0],
+            "index": s.index, "setup": setup.describe(), "seconds": s.seconds}
 
 
 def estimate_volume_E(data: torch.Tensor, n: int = 2000, q: float = 0.95, alpha_E: float = 0.001,

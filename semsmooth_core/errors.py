@@ -18,6 +18,11 @@ and the classifier input is resized back down: ε = P(↓ψ_β(ψ_γ x↑)) − 
 q_E := P_{β ~ N(0, σ²), γ ~ U(C), x ~ D}(‖ε‖₂ < E) (Fischer §6) is estimated by sampling, with a
 one-sided Clopper-Pearson lower bound q̲_E at confidence 1 − α_E. With a partition (channels,
 halves, quadrants; k-smoothing §6.3) a sample counts as "below E" when EVERY part's norm is < E.
+
+Modalities: image transformations act on ``[N,C,H,W]`` in [0,1] (rounding to k/255, all four
+partitions, preprocessing, attacker resize); audio transformations (``volume``, Fischer §7.3) act
+on waveforms ``[N,T]`` in [-1,1) (rounding to int16, ``t.quantize``), with the partitions
+"whole" and "half" (first | second half in time) only, no preprocessing and no resize.
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ from semsmooth_core.transforms.geometric import affine_resample
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_positive
 
 NORMS = ("whole", "channel", "half", "quadrant")
+#: the partitions each modality supports; audio "half" = first | second half of the clip in time
+MODALITY_NORMS = {"image": NORMS, "audio": ("whole", "half")}
+#: input shape per modality (the data tensor of :func:`sample_errors`)
+MODALITY_SHAPES = {"image": "[N,C,H,W]", "audio": "[N,T]"}
 
 
 # --------------------------------------------------------------------------- setup
@@ -62,8 +71,10 @@ class ErrorSetup:
 
     def __post_init__(self):
         self.t = _T.get(self.transform)
-        if self.t.modality != "image":
-            raise SemsmoothError(f"{self.transform} is not an image transformation")
+        mod = self.t.modality
+        if mod not in MODALITY_NORMS:
+            raise SemsmoothError(f"{self.transform} has modality {mod!r}; the error estimation supports "
+                                 f"{', '.join(MODALITY_NORMS)}")
         if not self.t.composable:
             raise SemsmoothError(f"{self.transform} is not composable: ε is defined for composable ψ only")
         if self.interpolation not in self.t.interpolations:
@@ -89,7 +100,16 @@ class ErrorSetup:
         self.preprocess = Preprocess.parse(self.preprocess)
         if self.norm not in NORMS:
             raise SemsmoothError(f"norm must be one of {', '.join(NORMS)}, got {self.norm!r}")
+        if self.norm not in MODALITY_NORMS[mod]:
+            raise SemsmoothError(f"norm {self.norm!r} is not defined for {mod} ({self.transform}); "
+                                 f"use {' or '.join(MODALITY_NORMS[mod])}")
         self.upscale = check_positive("upscale", self.upscale)
+        if mod != "image":
+            if self.preprocess:
+                raise SemsmoothError(f"preprocessing {self.preprocess} is for images; {self.transform} "
+                                     f"acts on {mod} (use no preprocessing)")
+            if self.upscale != 1:
+                raise SemsmoothError(f"the attacker resize (upscale) is for images, not {mod} ({self.transform})")
         if self.upscale < 1:
             raise SemsmoothError(f"upscale must be >= 1 (the attacker's image is at least as large), "
                                  f"got {self.upscale:g}")
@@ -98,7 +118,9 @@ class ErrorSetup:
         return {"transform": self.transform, "interpolation": self.interpolation, "sigma": list(self.sigma),
                 "C": [list(c) for c in self.C], "units": list(self.t.units),
                 "preprocess": str(self.preprocess), "quantize": self.quantize, "norm": self.norm,
-                "upscale": self.upscale}
+                "upscale": self.upscale, "modality": self.t.modality,
+                "space": ("waveform [-1,1), int16 grid" if self.t.modality == "audio"
+                          else "pixel scale [0,1], k/255 grid")}
 
 
 # --------------------------------------------------------------------------- ε itself
@@ -140,7 +162,8 @@ def eps_terms(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, gamma: tor
               ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two classifier inputs P(ψ^I_β(ψ^I_γ x)) and P(ψ^I_{β+γ} x) (Fischer §5.2 with preprocessing).
 
-    ``x`` ``[B,C,H,W]``, ``beta``/``gamma`` ``[B,d]`` (units of the transform). Batched, x's device.
+    ``x`` ``[B,C,H,W]`` (image) or ``[B,T]`` (audio), ``beta``/``gamma`` ``[B,d]`` (units of the
+    transform). Batched, x's device.
     """
     t, ip, q = setup.t, setup.interpolation, setup.quantize
     hw = tuple(x.shape[-2:])
@@ -160,12 +183,13 @@ def eps_terms(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, gamma: tor
     first = _psi(t, torch.cat([x, x]), torch.cat([gamma, beta + gamma]), ip, q, in01)
     a, one = first[:B], first[B:]
     two = _psi(t, a, beta, ip, q, True)       # a is rounded to k/255: in [0, 1]
-    two, one = _downscaled(two, hw), _downscaled(one, hw)
+    if f != 1:
+        two, one = _downscaled(two, hw), _downscaled(one, hw)
     return setup.preprocess(two), setup.preprocess(one)
 
 
 def eps(setup: ErrorSetup, x: torch.Tensor, beta, gamma) -> torch.Tensor:
-    """ε_P(β, γ, x) = P(ψ^I_β(ψ^I_γ x)) − P(ψ^I_{β+γ} x), shape ``[B,C,H,W]`` (Fischer §5.2)."""
+    """ε_P(β, γ, x) = P(ψ^I_β(ψ^I_γ x)) − P(ψ^I_{β+γ} x), the shape of x (Fischer §5.2)."""
     two, one = eps_terms(setup, x, beta, gamma)
     return two - one
 
@@ -191,24 +215,48 @@ def part_masks(c: int, h: int, w: int, norm: str, device=None) -> torch.Tensor:
     return torch.stack([top & left, top & ~left, ~top & left, ~top & ~left])
 
 
-def part_names(norm: str, c: int = 1) -> list[str]:
+def time_part_masks(T: int, norm: str, device=None) -> torch.Tensor:
+    """Boolean masks ``[P,T]`` of a partition of a waveform of ``T`` samples (audio k-smoothing):
+    whole: 1 part; half: first | second half in time (samples < T/2 | >= T/2, the first half
+    taking the odd sample). The image partitions channel/quadrant have no audio meaning."""
+    if norm == "whole":
+        return torch.ones(1, T, dtype=torch.bool, device=device)
+    if norm == "half":
+        first = torch.arange(T, device=device) < (T + 1) // 2
+        return torch.stack([first, ~first])
+    raise SemsmoothError(f"norm {norm!r} is not defined for audio [B,T]; use whole or half")
+
+
+def input_part_masks(shape: Sequence[int], norm: str, device=None) -> torch.Tensor:
+    """Masks ``[P, *shape]`` for one input of ``shape`` = (C,H,W) (image) or (T,) (audio)."""
+    if len(shape) == 3:
+        return part_masks(*shape, norm, device=device)
+    if len(shape) == 1:
+        return time_part_masks(shape[0], norm, device=device)
+    raise SemsmoothError(f"inputs must be images [C,H,W] or waveforms [T], got shape {tuple(shape)}")
+
+
+def part_names(norm: str, c: int = 1, modality: str = "image") -> list[str]:
+    if modality == "audio":
+        return {"whole": ["whole"], "half": ["first half", "second half"]}[norm]
     return {"whole": ["whole"], "channel": [f"channel {i}" for i in range(c)], "half": ["left", "right"],
             "quadrant": ["top-left", "top-right", "bottom-left", "bottom-right"]}[norm]
 
 
 def part_norms(e: torch.Tensor, norm: str = "whole", p: float = 2.0) -> torch.Tensor:
-    """ℓp norms of ``e`` ``[B,C,H,W]`` over each part of the partition: ``[B,P]``."""
-    B, C, H, W = e.shape
+    """ℓp norms of ``e`` over each part of the partition: ``[B,P]``. ``e``: images
+    ``[B,C,H,W]`` (partitions of :func:`part_masks`) or waveforms ``[B,T]`` (whole, half in time)."""
+    B = e.shape[0]
     if norm == "whole":
         if p == 2:
             return torch.linalg.vector_norm(e.reshape(B, -1), dim=1)[:, None]
         if math.isinf(p):
             return e.abs().reshape(B, -1).amax(dim=1)[:, None]
-    m = part_masks(C, H, W, norm, device=e.device).to(e.dtype)           # [P,C,H,W]
+    m = input_part_masks(tuple(e.shape[1:]), norm, device=e.device).to(e.dtype).flatten(1)   # [P,D]
     if p == 2:
-        return torch.sqrt(torch.einsum("bchw,pchw->bp", e * e, m))
+        return torch.sqrt((e * e).reshape(B, -1) @ m.T)
     if math.isinf(p):
-        return (e.abs()[:, None] * m[None]).flatten(2).amax(dim=2)
+        return (e.abs().reshape(B, 1, -1) * m[None]).amax(dim=2)
     raise SemsmoothError(f"norm order must be 2 or inf, got {p}")
 
 
@@ -251,21 +299,31 @@ def draw(setup: ErrorSetup, n: int, n_data: int, seed: int):
     return idx, beta.float(), gamma.float()
 
 
+def _check_data(setup: ErrorSetup, data) -> None:
+    """The dataset must be non-empty and have the transform's input layout (4-D images, 2-D audio)."""
+    mod = setup.t.modality
+    nd = {"image": 4, "audio": 2}[mod]
+    if not isinstance(data, torch.Tensor) or data.ndim != nd or len(data) == 0:
+        got = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+        what = "images" if mod == "image" else "waveforms"
+        raise SemsmoothError(f"{setup.transform} needs a non-empty tensor of {what} {MODALITY_SHAPES[mod]}, "
+                             f"got {got}")
+
+
 def sample_errors(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, batch_size: int = 1000,
                   device=None, progress: Callable[[int, int], None] | None = None) -> ErrorSample:
     """Sample ``n`` triples (β, γ, x) and return ‖ε(β, γ, x)‖₂ per part (Fischer §6, q_E).
 
-    ``data``: the dataset ``[N,C,H,W]`` in [0,1]; x is drawn uniformly from it with replacement.
+    ``data``: the dataset, images ``[N,C,H,W]`` in [0,1] or, for an audio transformation,
+    waveforms ``[N,T]`` in [-1,1); x is drawn uniformly from it with replacement.
     Batched (``batch_size`` triples per call), on ``device`` (default: data's device).
     """
     n = check_count("samples", n)
     batch_size = check_count("batch size", batch_size)
-    if not isinstance(data, torch.Tensor) or data.ndim != 4 or len(data) == 0:
-        raise SemsmoothError("data must be a non-empty tensor of images [N,C,H,W]")
+    _check_data(setup, data)
     device = torch.device(device) if device is not None else data.device
     idx, beta, gamma = draw(setup, n, len(data), seed)
-    C, H, W = data.shape[1:]
-    P = part_masks(C, H, W, setup.norm).shape[0]
+    P = input_part_masks(tuple(data.shape[1:]), setup.norm).shape[0]
     norms = np.empty((n, P), dtype=np.float64)
     linf = np.empty(n, dtype=np.float64)
     t0 = time.perf_counter()
@@ -281,7 +339,7 @@ def sample_errors(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, 
                 progress(e, n)
     secs = time.perf_counter() - t0
     return ErrorSample(setup, norms, linf, idx.numpy(), beta.numpy(), gamma.numpy(), int(seed), secs,
-                       part_names(setup.norm, C))
+                       part_names(setup.norm, int(data.shape[1]), setup.t.modality))
 
 
 # --------------------------------------------------------------------------- statistics of E
@@ -498,6 +556,30 @@ def _interval_preprocess(pre: Preprocess, lo, hi, norm: str):
     return b
 
 
+def _volume_param_interval(x, center, half):
+    """{10^(γ/20)·x : |γ − c| ≤ h} per sample = between 10^((c−h)/20)·x and 10^((c+h)/20)·x (the
+    gain is increasing in γ; which end is low depends on the sign of x). float64."""
+    from semsmooth_core.transforms.volume import db_to_gain
+
+    x = x.to(torch.float64)
+    c = center[:, :1].to(torch.float64)
+    h = half[:, :1].to(torch.float64)
+    a, b = db_to_gain(c - h) * x, db_to_gain(c + h) * x
+    return torch.minimum(a, b), torch.maximum(a, b)
+
+
+def _volume_input_interval(lo, hi, params):
+    """ψ_β v = 10^(β/20)·v has a positive gain: [g·lo, g·hi]."""
+    from semsmooth_core.transforms.volume import db_to_gain
+
+    g = db_to_gain(params[:, :1].to(torch.float64))
+    return g * lo.to(torch.float64), g * hi.to(torch.float64)
+
+
+#: interval maps for transformations whose module does not define param_interval/input_interval
+_INTERVALS = {"volume": (_volume_param_interval, _volume_input_interval)}
+
+
 def eps_interval_bound(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, center: torch.Tensor,
                        half: torch.Tensor, lmax: float | None = None) -> torch.Tensor:
     """Upper bound ``[B,P]`` on max over γ ∈ [center − half, center + half] of ‖ε(β, γ, x)‖₂ per part."""
@@ -505,7 +587,7 @@ def eps_interval_bound(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, c
     if setup.upscale != 1:
         raise SemsmoothError("the worst-case bound does not support the attacker resize (upscale)")
     half = half.expand_as(center) if half.shape != center.shape else half
-    q = quantize_uint8 if setup.quantize else (lambda v: v)
+    q = t.quantize if setup.quantize else (lambda v: v)     # monotone: [lo, hi] -> [Q(lo), Q(hi)]
     if hasattr(t, "motion_bound"):
         if lmax is None:
             lmax = float(t.motion_bound(center, half, *x.shape[-2:]).max()) if len(center) else 0.0
@@ -513,11 +595,12 @@ def eps_interval_bound(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, c
         lob, hib = _geo_param_interval(t, x, beta + center, half, ip, lmax)
         lo1, hi1 = q(lo1 - _FLOAT_SLACK), q(hi1 + _FLOAT_SLACK)
         lo2, hi2 = _geo_input_interval(t, lo1, hi1, beta, ip)
-    elif hasattr(t, "param_interval"):
-        lo1, hi1 = t.param_interval(x, center, half)
-        lob, hib = t.param_interval(x, beta + center, half)
+    elif hasattr(t, "param_interval") or t.name in _INTERVALS:
+        p_int, i_int = _INTERVALS.get(t.name) or (t.param_interval, t.input_interval)
+        lo1, hi1 = p_int(x, center, half)
+        lob, hib = p_int(x, beta + center, half)
         lo1, hi1 = q(lo1 - _FLOAT_SLACK), q(hi1 + _FLOAT_SLACK)
-        lo2, hi2 = t.input_interval(lo1, hi1, beta)
+        lo2, hi2 = i_int(lo1, hi1, beta)
     else:
         raise SemsmoothError(f"no worst-case bound for {t.name}")
     # float32 resampling of the end points may differ from the exact values by ~1e-7; widen by
@@ -580,6 +663,7 @@ def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cel
     """The malicious attacker of Fischer §6: for ``n`` sampled (β, x), a sound upper bound on
     max over γ ∈ C of ‖ε(β, γ, x)‖₂ (max over parts), from a grid of ``cells`` cells per dimension."""
     n = check_count("samples", n)
+    _check_data(setup, data)
     device = torch.device(device) if device is not None else data.device
     idx, beta, _ = draw(setup, n, len(data), seed)
     hw = tuple(data.shape[-2:])
@@ -606,14 +690,14 @@ def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cel
             for s in range(0, K, chunk):
                 cs = centers[s:s + chunk]
                 m = len(cs)
-                xb = x1.expand(m, -1, -1, -1)
+                xb = x1.expand(m, *x1.shape[1:])
                 bb = b1.expand(m, -1)
                 ub = eps_interval_bound(setup, xb, bb, cs, half.expand_as(cs), lmax)
                 best = max(best, float(ub.max(dim=1).values.max()))
                 ex = part_norms(eps(setup, xb, bb.float(), cs.float()).double(), setup.norm)
                 seen = max(seen, float(ex.max()))
             rg = lo + (hi - lo) * torch.rand(extra_samples, setup.t.dim, generator=g, dtype=torch.float64)
-            xb = x1.expand(extra_samples, -1, -1, -1)
+            xb = x1.expand(extra_samples, *x1.shape[1:])
             ex = part_norms(eps(setup, xb, b1.float().expand(extra_samples, -1), rg.float().to(device)).double(),
                             setup.norm)
             seen = max(seen, float(ex.max()))

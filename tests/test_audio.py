@@ -66,7 +66,7 @@ def test_composition_error_is_what_rounding_predicts():
     """ε(β,γ,x) = Q(a Q(b x)) − Q(ab x), a = 10^(β/20), b = 10^(γ/20): an integer number of LSB,
     equal to the integer reference, at most floor(a/2 + 1) LSB per sample, 0 when β = 0 or γ = 0,
     and of l2 size ~ one rounding of the clip (sqrt(T/12) LSB) for a dense signal."""
-    setup = audio._VolumeErrorSetup(3.0, (-3.0, 3.0))
+    setup = audio.volume_error_setup(3.0, (-3.0, 3.0))
     rng = np.random.default_rng(2)
     T = 16000
     k = np.clip(np.round(rng.normal(0, 3000, size=(6, T))), -32768, 32767)

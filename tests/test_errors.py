@@ -171,6 +171,86 @@ def test_cli_bad_input_exit_2(capsys, bad):
 
 
 
+# --------------------------------------------------------------------------- audio (volume, [N,T])
+@pytest.fixture(scope="module")
+def clips():
+    from semsmooth_core.data.speech import embedded_speech
+    x, _, _ = embedded_speech("heldout")
+    return x[::5]                                    # 40 clips, every word
+
+
+def test_audio_volume_error_is_one_int16_rounding(clips):
+    """Volume ε on real clips: an integer number of int16 LSB, and its median ‖ε‖₂ is of the size
+    of ONE rounding of a clip, sqrt(T/12)/32768 (uniform rounding error, variance 1/12 LSB²) —
+    computed here, not taken from the library."""
+    s = E.ErrorSetup("volume", sigma=3.0, C=3.0)
+    smp = E.sample_errors(s, clips, 400, seed=0, batch_size=150)
+    assert smp.norms.shape == (400, 1) and smp.parts == ["whole"]
+    T = clips.shape[1]
+    one_rounding = np.sqrt(T / 12.0) / 32768.0
+    med = float(np.median(smp.norms[:, 0]))
+    assert 0.75 * one_rounding < med < 1.33 * one_rounding, (med, one_rounding)
+    # ε lives on the int16 grid and reproduces from the recorded draws
+    i = 7
+    e = E.eps(s, clips[smp.index[i]:smp.index[i] + 1], torch.tensor(smp.beta[i:i + 1]),
+              torch.tensor(smp.gamma[i:i + 1])).double() * 32768
+    assert torch.equal(e, e.round()) and abs(float(e.norm()) / 32768 - smp.norms[i, 0]) < 1e-9
+    assert np.allclose(smp.linf, E.eps(s, clips[smp.index], torch.tensor(smp.beta),
+                                       torch.tensor(smp.gamma)).abs().amax(1).numpy())
+    # q_E at the E picked for q: the usual statistics apply unchanged
+    r = E.E_for_q(smp.norms, 0.9, 0.01)
+    assert 0 < r["E"] < 10 * one_rounding and r["q_E_lower"] >= 0.9
+
+
+def test_audio_partitions_and_refusals(clips):
+    g = torch.Generator().manual_seed(0)
+    e = torch.randn(4, 11, generator=g, dtype=torch.float64)
+    h = E.part_norms(e, "half")
+    assert torch.allclose(h[:, 0], e[:, :6].norm(dim=1)) and torch.allclose(h[:, 1], e[:, 6:].norm(dim=1))
+    assert torch.allclose(E.part_norms(e, "whole")[:, 0], e.norm(dim=1))
+    assert torch.allclose(E.part_norms(e, "half", p=float("inf"))[:, 1], e[:, 6:].abs().amax(1))
+    smp = E.sample_errors(E.ErrorSetup("volume", sigma=3.0, C=3.0, norm="half"), clips, 50, seed=1)
+    assert smp.parts == ["first half", "second half"] and smp.norms.shape == (50, 2)
+    for bad in (dict(norm="quadrant"), dict(norm="channel"), dict(preprocess="vignette"), dict(upscale=2)):
+        with pytest.raises(SemsmoothError):
+            E.ErrorSetup("volume", **bad)
+    with pytest.raises(SemsmoothError):
+        E.sample_errors(E.ErrorSetup("volume"), clips[:, None, None, :], 10)     # not [N,T]
+    with pytest.raises(SemsmoothError):
+        E.sample_errors(E.ErrorSetup("rotation"), clips, 10)                     # images only
+
+
+def test_audio_worst_case_bound_never_below_dense_sampled_max(clips):
+    s = E.ErrorSetup("volume", sigma=3.0, C=3.0)
+    wc = E.worst_case(s, clips, 2, seed=3, cells=64, extra_samples=16)
+    g = torch.Generator().manual_seed(11)
+    for i in range(wc.n):
+        x = clips[wc.index[i]:wc.index[i] + 1].expand(300, -1)
+        gam = (torch.rand(300, 1, generator=g) * 2 - 1) * 3.0
+        dense = float(E.part_norms(E.eps(s, x, torch.tensor(wc.beta[i:i + 1]).expand(300, -1), gam), s.norm).max())
+        assert wc.bound[i] >= dense - 1e-9 and wc.bound[i] >= wc.sampled_max[i] - 1e-9
+        # sound but loose: within a cell the gain moves by ~1 %, i.e. hundreds of LSB on loud samples
+        assert np.isfinite(wc.bound[i]) and wc.bound[i] < 0.5
+
+
+def test_cli_json_contract_audio(capsys):
+    r = _cli(capsys, "--dataset", "speech-words", "--transform", "volume", "--sigma", "3", "--range", "3",
+             "--samples", "300", "--q", "0.9", "--json", "--quiet")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    for k in ("n", "quantiles", "quantiles_linf", "E", "q_E", "q_E_lower", "E_for_q", "histogram", "seconds",
+              "samples_per_second", "parts", "setup"):
+        assert k in d
+    assert d["n"] == 300 and d["n_data"] == 200 and d["parts"] == ["whole"]
+    assert d["setup"]["transform"] == "volume" and d["setup"]["units"] == ["dB"]
+    assert d["setup"]["modality"] == "audio" and d["setup"]["C"] == [[-3.0, 3.0]]
+    assert 0.9 <= d["q_E_lower"] <= d["q_E"] <= 1 and d["quantiles"]["q50"] <= d["E"]
+    for bad in (["--norm", "quadrant"], ["--vignette"], ["--upscale", "2"]):
+        r = _cli(capsys, "--dataset", "speech-words", "--transform", "volume", "--samples", "10", *bad,
+                 "--json", "--quiet")
+        assert r.returncode == 2 and r.stdout == "" and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+
+
 def test_error_distribution_page():
     """AppTest: histogram + q_E on the embedded default, an overlay, and a bad spec as one error line."""
     from pathlib import Path

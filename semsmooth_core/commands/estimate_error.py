@@ -4,7 +4,7 @@ NAME = "estimate-error"
 HELP = "estimate the interpolation error bound E and q_E for a composable transformation"
 DESCRIPTION = ("Sample eps(beta, gamma, x) = P(psi_beta(psi_gamma x)) - P(psi_{beta+gamma} x) with "
                "beta ~ N(0, sigma^2), gamma ~ U(C), x from a dataset (Fischer et al. §5.2, §6); report "
-               "quantiles of ||eps||_2, q_E at --E with its one-sided Clopper-Pearson lower bound, and the "
+               "quantiles of ||eps||_2 (pixel scale for images, waveform [-1,1) units for audio), q_E at --E with its one-sided Clopper-Pearson lower bound, and the "
                "E that reaches --q. --worst-case bounds the maximum over gamma in C (malicious attacker).")
 ORDER = 20
 
@@ -14,7 +14,7 @@ def add_arguments(p):
     p.add_argument("--split", default="heldout", help="dataset split (default: heldout)")
     p.add_argument("--indices", default=None, help="restrict x to these inputs: START:STOP or a comma list")
     p.add_argument("--transform", default="rotation", help="composable transformation (rotation, translation, "
-                   "scaling, brightness, contrast)")
+                   "scaling, brightness, contrast; volume for audio datasets such as speech-words)")
     p.add_argument("--interpolation", default="bilinear", choices=["nearest", "bilinear", "bicubic"])
     p.add_argument("--sigma", type=float, nargs="+", default=None,
                    help="std of beta per dimension, in the transform's units (default: the transform's)")
@@ -34,7 +34,7 @@ def add_arguments(p):
     p.add_argument("--q", type=float, default=0.95, help="target lower bound on q_E (default 0.95)")
     p.add_argument("--alpha-E", type=float, default=0.001, dest="alpha_E", help="confidence 1 - alpha_E")
     p.add_argument("--norm", default="whole", choices=["whole", "channel", "half", "quadrant"],
-                   help="norm partition (k-smoothing, Fischer §6.3)")
+                   help="norm partition (k-smoothing, Fischer §6.3); audio: whole or half (first | second half in time)")
     p.add_argument("--worst-case", action="store_true",
                    help="also bound max over gamma in C per (beta, x) (malicious attacker, interval bound)")
     p.add_argument("--worst-samples", type=int, default=200, help="(beta, x) pairs for --worst-case")
@@ -57,8 +57,6 @@ def run(args, progress):
     from semsmooth_core.validation import SemsmoothError, check_alpha, check_count
 
     t = get(args.transform)
-    if t.modality != "image":
-        raise SemsmoothError(f"{args.transform} is not an image transformation")
     sigma = args.sigma if args.sigma is not None else list(t.default_sigma)
     if any(s <= 0 for s in sigma):
         raise SemsmoothError(f"sigma must be > 0, got {' '.join(f'{s:g}' for s in sigma)}")
