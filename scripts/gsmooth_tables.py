@@ -2,7 +2,7 @@
 
 Table 1 form: certified accuracy at stated radii per transformation — resolvable (Gaussian blur
 over the kernel variance with exponential / uniform / folded-Gaussian smoothing, TSS radii) and
-non-resolvable (zoom / defocus / rotational blur, pixelate: GSmooth surrogate + augmented noise,
+non-resolvable (zoom / defocus / rotational / motion blur, pixelate: GSmooth surrogate + augmented noise,
 corrected radius R_r of Thm 3; the surrogate radius R beside it).
 Table 2 form: empirical accuracy under a search of the REAL transformation inside the stated
 radius (grid + random, worst of k, PREDICT) beside certified accuracy, and every certified input
@@ -36,7 +36,8 @@ from semsmooth_core.transforms import get  # noqa: E402
 
 # stated radii per transformation (transform units), chosen on the scale of what the method certifies
 NONRES_RADII = {"zoom_blur": [0.0, 0.01, 0.02, 0.03], "defocus_blur": [0.0, 0.1, 0.15, 0.3],
-                "rotational_blur": [0.0, 2.0, 5.0, 10.0], "pixelate": [0.0, 0.1, 0.2, 0.4]}
+                "rotational_blur": [0.0, 2.0, 5.0, 10.0], "pixelate": [0.0, 0.1, 0.2, 0.4],
+                "motion_blur": [0.0, 1.0, 2.0, 4.0]}
 ATTACK_RADIUS_INDEX = 2
 RESOLVABLE = [("exp", 1.0), ("uniform", 4.0), ("folded_gaussian", 1.5)]
 BLUR_RADII = [0.0, 1.0, 2.0, 4.0]
@@ -51,7 +52,7 @@ def main(argv=None):
     p.add_argument("--alpha", type=float, default=0.001)
     p.add_argument("--sigma2", type=float, default=0.5)
     p.add_argument("--blur-model", default="mnist_cnn_noise025")
-    p.add_argument("--transforms", default="zoom_blur,defocus_blur,rotational_blur,pixelate")
+    p.add_argument("--transforms", default="zoom_blur,defocus_blur,rotational_blur,pixelate,motion_blur")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gsmooth_tables.json"))

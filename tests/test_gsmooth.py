@@ -23,7 +23,7 @@ from semsmooth_core.transforms import get
 from semsmooth_core.validation import SemsmoothError
 
 torch.set_num_threads(1)
-NONRES = ("zoom_blur", "defocus_blur", "rotational_blur", "pixelate")
+NONRES = ("zoom_blur", "defocus_blur", "rotational_blur", "pixelate", "motion_blur")
 
 
 # --------------------------------------------------------------------------- resolvable radii
