@@ -27,3 +27,16 @@ if [[ "$which" == all || "$which" == rot ]]; then
     --rotation 45 --translation 0 --epochs 15 --batch-size 64 --lr 0.05 --seed 0 --threads 1 \
     --out assets/models/mnist_cnn_rot_noise025.pt --json > /dev/null
 fi
+
+if [[ "$which" == rotvg ]]; then
+  # Optional target (not in "all"): bash scripts/train_models.sh rotvg
+  # The rotation base classifier for double smoothing (issue #3 step 7, issue #4 target): trained
+  # through the SAME preprocessing that certification applies (vignette + 5x5 Gaussian blur,
+  # std 1 px, chosen by the E it leaves: benchmarks/results/error_tables_choice.md), then noise
+  # sigma_eps = 0.3; random rotation U[-90, 90] degrees (bilinear) covers beta ~ N(0, 30^2) plus an
+  # attacker gamma in +-30. 12 epochs, 2 threads (about 15-20 minutes on the shared 2-core machine).
+  OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 python -m semsmooth_core train --dataset mnist --arch small_cnn \
+    --sigma-eps 0.3 --rotation 90 --translation 0 --interpolation bilinear --preprocess vignette+gauss:5:1 \
+    --epochs 12 --batch-size 64 --lr 0.05 --seed 0 --threads 2 \
+    --out assets/models/mnist_cnn_rot_vg_noise030.pt --json > /dev/null
+fi
