@@ -46,35 +46,37 @@ def _picture_data(model_key: str, seed: int):
     return x, y, noisy, counts
 
 
-def _figure(x, y, noisy, counts) -> go.Figure:
-    cols = 1 + N_SHOW + (1 if counts is not None else 0)
-    specs = [[{"type": "image"}] * (1 + N_SHOW) + ([{"type": "xy"}] if counts is not None else [])]
-    widths = [1] * (1 + N_SHOW) + ([2.2] if counts is not None else [])
+def _images_figure(x, y, noisy) -> go.Figure:
     titles = [f"input (label {y})"] + [f"+ noise #{i + 1}" for i in range(N_SHOW)]
-    if counts is not None:
-        titles.append(f"votes of {N_VOTES} noisy copies")
-    fig = make_subplots(rows=1, cols=cols, specs=specs, column_widths=widths,
-                        subplot_titles=titles, horizontal_spacing=0.015)
+    fig = make_subplots(rows=1, cols=1 + N_SHOW, subplot_titles=titles, horizontal_spacing=0.02)
     for i, img in enumerate([x] + list(noisy)):
         a = tensor_to_image(img, 28)
-        fig.add_trace(go.Image(z=np.stack([a] * 3, axis=-1)), row=1, col=i + 1)
+        fig.add_trace(go.Image(z=np.stack([a] * 3, axis=-1), hoverinfo="skip"), row=1, col=i + 1)
         fig.update_xaxes(visible=False, row=1, col=i + 1)
         fig.update_yaxes(visible=False, row=1, col=i + 1)
-    if counts is not None:
-        top = max(range(len(counts)), key=counts.__getitem__)
-        fig.add_trace(go.Bar(x=list(range(len(counts))), y=counts,
-                             marker_color=["#d62728" if c == top else "#9aa5b1" for c in range(len(counts))],
-                             hovertemplate="class %{x}: %{y} votes<extra></extra>"), row=1, col=cols)
-        fig.update_xaxes(title_text="class", dtick=1, row=1, col=cols)
-        fig.update_yaxes(title_text="votes", row=1, col=cols)
-    fig.update_layout(height=260, margin=dict(l=10, r=10, t=40, b=10), showlegend=False)
+    fig.update_layout(height=230, margin=dict(l=0, r=0, t=40, b=0), showlegend=False)
+    return fig
+
+
+def _votes_figure(counts) -> go.Figure:
+    top = max(range(len(counts)), key=counts.__getitem__)
+    fig = go.Figure(go.Bar(x=list(range(len(counts))), y=counts,
+                           marker_color=["#d62728" if c == top else "#9aa5b1" for c in range(len(counts))],
+                           hovertemplate="class %{x}: %{y} votes<extra></extra>"))
+    fig.update_layout(title=dict(text=f"votes of {N_VOTES} noisy copies", font=dict(size=14)),
+                      xaxis_title="class", yaxis_title="votes (count)", height=230,
+                      margin=dict(l=0, r=0, t=40, b=0))
+    fig.update_xaxes(dtick=1)
     return fig
 
 
 try:
     x, y, noisy, counts = _picture_data(f"{st.session_state.get('model_name')}|{st.session_state.get('model_path')}",
                                         int(st.session_state.get("seed", 0) or 0))
-    st.plotly_chart(_figure(x, y, noisy, counts), width="stretch")
+    c_img, c_votes = st.columns([3.2, 1.3], gap="medium")
+    c_img.plotly_chart(_images_figure(x, y, noisy), width="stretch")
+    if counts is not None:
+        c_votes.plotly_chart(_votes_figure(counts), width="stretch")
     cap = (f"A held-out digit, copies with Gaussian noise σ = {SIGMA} (pixel scale [0,1]), and "
            "how the selected model votes on them: the smoothed classifier returns the majority.")
     if counts is None:
@@ -94,7 +96,10 @@ def _summary(path: Path) -> str:
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     except (OSError, SyntaxError):
         return ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+    first = " ".join(doc.strip().split("\n\n")[0].split()) if doc.strip() else ""
+    head, sep, rest = first.partition(":")  # "Title: what it does" -> "what it does"
+    text = rest.strip() if sep and len(head) < 40 else first
+    return text if len(text) <= 240 else text[:237].rsplit(" ", 1)[0] + " …"
 
 
 for p in sorted(Path(__file__).resolve().parent.glob("*.py")):

@@ -62,7 +62,8 @@ with right:
     except Exception as e:  # noqa: BLE001 -- any model failure: one line, page stays up
         show_error(f"the model cannot classify this input ({type(e).__name__}: {str(e).strip()[:160]})")
         st.stop()
-    st.image([tensor_to_image(v, 84) for v in noisy], caption=[f"copy {i + 1}" for i in range(N_GRID)])
+    for i, (col, v) in enumerate(zip(st.columns(N_GRID, gap="small"), noisy)):
+        col.image(tensor_to_image(v, 112), caption=f"copy {i + 1}", width="stretch")
     if counts is not None:
         top = int(np.argmax(counts))
         fig = go.Figure(go.Bar(x=list(range(len(counts))), y=counts,
@@ -115,12 +116,14 @@ if result is not None:
     with st.container(border=True):
         if old_params != params:
             st.caption("Result of an earlier run (inputs have changed since; press Certify again).")
-        m = st.columns(5)
+        m = st.columns([0.9, 2.0, 1.0, 1.0, 0.8])
         m[0].metric("Prediction", "abstain" if cert.label == ABSTAIN else f"class {cert.label}")
-        m[1].metric(f"Certified radius ({UNIT})", f"{cert.radius:.3f}")
-        m[2].metric("p_A lower bound", f"{cert.p_lower:.4f}")
-        m[3].metric("Forward passes", f"{cert.n_forward:,}")
-        m[4].metric("Time (seconds)", f"{cert.seconds:.2f} s")
+        m[1].metric(f"Certified radius ({UNIT})", f"{cert.radius:.3f}",
+                    help="l2 norm of the largest certified change, pixel values in [0,1]")
+        m[2].metric("p_A lower bound", f"{cert.p_lower:.4f}",
+                    help="one-sided Clopper-Pearson bound at confidence 1 − α")
+        m[3].metric("Forward passes", f"{cert.n_forward:,}", help="n0 + n model evaluations")
+        m[4].metric("Time", f"{cert.seconds:.2f} s", help="wall-clock seconds for the certification")
         s, a = old_params["sigma"], old_params["alpha"]
         if cert.label == ABSTAIN:
             st.markdown(f"**Abstained.** The lower bound p̲_A = {cert.p_lower:.4f} does not exceed 1/2, "

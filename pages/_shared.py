@@ -173,14 +173,14 @@ def _card_summary(card: dict) -> str:
     lines = []
     if card.get("summary"):
         lines.append(str(card["summary"]))
-    if card.get("arch"):
+    elif card.get("arch"):
         lines.append(f"architecture: `{card['arch']}`")
     for k, v in card.items():
-        if "acc" in k.lower() and isinstance(v, (int, float)):
+        if "acc" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool):
             val = v * 100 if v <= 1 else v
             lines.append(f"{k.replace('_', ' ')}: **{val:.1f} %**")
     for k in ("sigma_eps", "sigma"):
-        if isinstance(card.get(k), (int, float)):
+        if isinstance(card.get(k), (int, float)) and not isinstance(card.get(k), bool):
             lines.append(f"training noise σ: {card[k]:g} (pixel scale [0,1])")
             break
     return "  \n".join(lines) or "no card"

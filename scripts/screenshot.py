@@ -108,6 +108,13 @@ def wait_idle(page, timeout_ms: int = 60_000) -> None:
         timeout=timeout_ms)
 
 
+def scroll_to_top(page) -> None:
+    """Streamlit scrolls inside its main container; bring it (and the window) to the top."""
+    page.evaluate("""() => { window.scrollTo(0, 0);
+        for (const el of document.querySelectorAll('[data-testid="stMain"], [data-testid="stAppScrollToBottomContainer"], section.main'))
+            el.scrollTop = 0; }""")
+
+
 def dismiss_page_not_found(page) -> bool:
     """Close the "Page not found" notice if it is up. The first session after a server start
     runs in Streamlit's legacy pages/ mode and greets a deep link with it, although app.py then
@@ -139,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "docs" / "assets"), help="folder for the PNG files")
     ap.add_argument("--width", type=int, default=1400, help="browser viewport width (pixels)")
-    ap.add_argument("--height", type=int, default=900, help="browser viewport height (pixels)")
+    ap.add_argument("--height", type=int, default=1080, help="home screenshot height (pixels)")
+    ap.add_argument("--basics-height", type=int, default=1750,
+                    help="Smoothing basics screenshot height (pixels): input, votes and the result")
     args = ap.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -152,11 +161,17 @@ def main(argv: list[str] | None = None) -> int:
         wait_idle(page)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
         page.wait_for_timeout(1500)  # plotly finishes drawing
-        page.screenshot(path=str(out / "home.png"), full_page=True)
+        # Streamlit scrolls inside its main container, so a tall viewport shows the whole page
+        page.set_viewport_size({"width": args.width, "height": args.height})
+        scroll_to_top(page)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(out / "home.png"))
         radius = certify_on_basics(page, base)
         wait_idle(page)
+        page.set_viewport_size({"width": args.width, "height": args.basics_height})
+        scroll_to_top(page)
         page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "smoothing_basics.png"), full_page=True)
+        page.screenshot(path=str(out / "smoothing_basics.png"))
     print(f"wrote {out / 'home.png'} and {out / 'smoothing_basics.png'} (certified radius {radius})")
     return 0
 
