@@ -148,16 +148,25 @@ def certify_noise(model, x: torch.Tensor, sigma: float, n0: int, n: int, alpha: 
     device = model_device(model)
     make = gaussian_batch_maker(x, sigma, device, generator)
     total = n0 + n
-    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
-    c_hat = int(c0.argmax())
-    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
-    n_a = int(c1[c_hat])
-    p_lower = stats.cp_lower(n_a, n, alpha)
+    label, _, p_lower, c1 = select_and_estimate(model, make, n0, n, alpha, batch_size, num_classes, progress)
     r = stats.radius(sigma, p_lower)
-    label = c_hat if p_lower > 0.5 else ABSTAIN
     return Certificate(label=label, radius=r if label != ABSTAIN else 0.0, p_lower=p_lower,
                        alpha=alpha, n_forward=total, seconds=time.perf_counter() - t0,
                        counts=c1.tolist(), extra={"sigma": sigma, "n0": n0, "n": n})
+
+
+def select_and_estimate(model, make, n0: int, n: int, alpha: float, batch_size: int,
+                        num_classes: int | None = None, progress: ProgressFn | None = None):
+    """CERTIFY's two sampling stages (Cohen et al. Alg. 1; Fischer Thm 3.1/4.2): ``n0`` samples
+    from ``make(b)`` select ĉ_A = argmax, ``n`` fresh samples count n_A, and
+    ``p̲_A = cp_lower(n_A, n, alpha)``. Returns (ĉ_A or ABSTAIN when p̲_A <= 1/2, ĉ_A, p̲_A,
+    estimation counts). Shared by every single-level smoothing (noise, parameter, GSmooth)."""
+    total = n0 + n
+    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
+    c_hat = int(c0.argmax())
+    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
+    p_lower = stats.cp_lower(int(c1[c_hat]), n, alpha)
+    return (c_hat if p_lower > 0.5 else ABSTAIN), c_hat, p_lower, c1
 
 
 def predict_from_counts(counts: torch.Tensor, alpha: float) -> tuple[int, float]:
@@ -362,12 +371,8 @@ def certify_transform(model, x: torch.Tensor, transform, sigma, n0: int, n: int,
     sample = _ParamSampler(cov, gen, device)
     make = lambda b: _apply(spec, x, sample(b), preprocess)  # noqa: E731
     total = n0 + n
-    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
-    c_hat = int(c0.argmax())
-    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
-    p_lower = stats.cp_lower(int(c1[c_hat]), n, alpha)
+    label, _, p_lower, c1 = select_and_estimate(model, make, n0, n, alpha, batch_size, num_classes, progress)
     r, unit_s, extra = _radius_fields(cov, iso, spec, p_lower, 0.0)
-    label = c_hat if p_lower > 0.5 else ABSTAIN
     extra.update({"sigma": _sigma_repr(cov, iso), "n0": n0, "n": n, "transform": spec.name,
                   "interpolation": interpolation, "smoothing": "transform",
                   "attacker": "ideal composition ψ_β∘ψ_γ = ψ_{β+γ} (interpolation/rounding error not covered)"})
@@ -483,6 +488,18 @@ def _noise(shape, gen, device, dtype):
                        dtype=dtype).to(device, non_blocking=True)
 
 
+def _outer_selection(model, spec, x, sample, preprocess, noise_scale, gen, device, n0, batch_size,
+                     num_classes, progress, total):
+    """Stage "outer selection" of double and k-smoothing (Fischer §6.2 / §6.3): ``n0`` sampled β,
+    one noisy pass each (``noise_scale``: σ_ε, or a per-pixel map of σ_ε for k-smoothing).
+    Returns (counts, number of classes, selected class c_A)."""
+    def make_sel(b):
+        z = _apply(spec, x, sample(b), preprocess)
+        return z + noise_scale * _noise(z.shape, gen, device, z.dtype)
+    c0 = count_votes(model, make_sel, n0, batch_size, num_classes, progress, 0, total)
+    return c0, num_classes or c0.numel(), int(c0.argmax())
+
+
 @torch.no_grad()
 def _inner_round(model, Z, idx, sigma_eps, gen, batch_size, num_classes, counts, device, progress, done, total):
     """Classify ``Z[idx] + N(0, σ_ε²)`` in batches; accumulate per-(β, class) counts on the device."""
@@ -579,12 +596,8 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
 
     # ---- outer selection: n0 betas, one noisy pass each
     stage("outer selection")
-    def make_sel(b):
-        z = _apply(spec, x, sample(b), preprocess)
-        return z + sigma_eps * _noise(z.shape, gen, device, z.dtype)
-    c0 = count_votes(model, make_sel, n0, batch_size, num_classes, progress, 0, total)
-    nc = num_classes or c0.numel()
-    c_a = int(c0.argmax())
+    c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, sigma_eps, gen, device, n0, batch_size,
+                                   num_classes, progress, total)
 
     # ---- outer estimation: n_gamma betas, inner smoothing at each
     stage("transforming the sampled β")
@@ -861,12 +874,8 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
     total = n0 + n_gamma * int(np.prod(ns))
     noise_map = sum(s * masks[k] for k, s in enumerate(sig))
     stage("outer selection")
-    def make_sel(b):
-        z = _apply(spec, x, sample(b), preprocess)
-        return z + noise_map * _noise(z.shape, gen, device, z.dtype)
-    c0 = count_votes(model, make_sel, n0, batch_size, num_classes, progress, 0, total)
-    nc = num_classes or c0.numel()
-    c_a = int(c0.argmax())
+    c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, noise_map, gen, device, n0, batch_size,
+                                   num_classes, progress, total)
     stage("inner smoothing at the sampled β")
     betas = sample(n_gamma)
     Z = _images(spec, x, betas, preprocess, batch_size)

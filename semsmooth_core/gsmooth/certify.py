@@ -25,7 +25,7 @@ import torch
 
 from semsmooth_core import stats
 from semsmooth_core.gsmooth import radii
-from semsmooth_core.smoothing import (ABSTAIN, Certificate, count_votes, model_device,
+from semsmooth_core.smoothing import (ABSTAIN, Certificate, count_votes, model_device, select_and_estimate,
                                       predict_from_counts)
 from semsmooth_core.validation import (SemsmoothError, check_alpha, check_count, check_n0_n,
                                        check_positive, check_sigma)
@@ -208,12 +208,7 @@ def certify_gsmooth(model, sur, transform, x: torch.Tensor, sigma1: float, sigma
     device = model_device(model)
     make = gsmooth_batch_maker(sur, x, sigma1, sigma2, device, generator)
     total = n0 + n
-    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
-    c_hat = int(c0.argmax())
-    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
-    n_a = int(c1[c_hat])
-    p_lower = stats.cp_lower(n_a, n, alpha)
-    label = c_hat if p_lower > 0.5 else ABSTAIN
+    label, _, p_lower, c1 = select_and_estimate(model, make, n0, n, alpha, batch_size, num_classes, progress)
     extra = {"sigma1": sigma1, "sigma2": sigma2, "n0": n0, "n": n, "xi_max": xi_max,
              "transform": transform.name, "method": "gsmooth"}
     R = R_r = 0.0
@@ -293,11 +288,7 @@ def certify_resolvable(model, transform, x: torch.Tensor, dist: str, scale: floa
         return transform(xd.unsqueeze(0).expand(b, *x.shape), th)
 
     total = n0 + n
-    c0 = count_votes(model, make, n0, batch_size, num_classes, progress, 0, total)
-    c_hat = int(c0.argmax())
-    c1 = count_votes(model, make, n, batch_size, num_classes or c0.numel(), progress, n0, total)
-    p_lower = stats.cp_lower(int(c1[c_hat]), n, alpha)
-    label = c_hat if p_lower > 0.5 else ABSTAIN
+    label, _, p_lower, c1 = select_and_estimate(model, make, n0, n, alpha, batch_size, num_classes, progress)
     r = radii.resolvable_radius(dist, p_lower, scale) if label != ABSTAIN else 0.0
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=alpha, n_forward=total,
                        seconds=time.perf_counter() - t0, radius_unit=transform.units[0], counts=c1.tolist(),
