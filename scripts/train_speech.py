@@ -72,6 +72,7 @@ def main() -> None:
     from semsmooth_core.models.audio_models import SpeechCNN
     from semsmooth_core.models.checkpoint import save_checkpoint
     from semsmooth_core.repro import environment, seed_everything
+    from semsmooth_core.models.training import optimizer_step
 
     gen = seed_everything(args.seed)
     xtr, ytr, _ = embedded_speech("train")
@@ -95,13 +96,9 @@ def main() -> None:
             beta = (torch.rand(len(xb), 1, generator=gen) * 2 - 1) * args.volume_db
             noisy = (torch.rand(len(xb), 1, generator=gen) >= args.clean_fraction).float()
             xb = vol(xb, beta) + noisy * args.sigma_eps * torch.randn(xb.shape, generator=gen)
-            loss = F.cross_entropy(model(xb), yb)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+            loss = optimizer_step(opt, sched, F.cross_entropy(model(xb), yb))
             steps += 1
-            tot += float(loss.detach()) * len(idx)
+            tot += loss * len(idx)
             n += len(idx)
         epochs_done = epoch + 1
         loss_v = tot / n

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from semsmooth_core.models.architectures import build
+from semsmooth_core.models.training import fit_steps
 from semsmooth_core.validation import check_count, check_sigma
 
 
@@ -44,20 +45,12 @@ def train_gsmooth_classifier(sur, transform, x: torch.Tensor, y: torch.Tensor, s
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     t0 = time.perf_counter()
-    losses = []
-    model.train()
-    for step in range(steps):
+
+    def batch_loss(_step):
         idx = torch.randint(0, x.shape[0], (batch_size,), generator=g)
-        xb = gsmooth_inputs(sur, transform, x[idx], sigma1, sigma2, xi_max, g)
-        loss = F.cross_entropy(model(xb), y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress is not None and (step % 10 == 0 or step == steps - 1):
-            progress(step + 1, steps)
-    model.eval()
+        return F.cross_entropy(model(gsmooth_inputs(sur, transform, x[idx], sigma1, sigma2, xi_max, g)), y[idx])
+
+    losses = fit_steps(model, steps, batch_loss, opt, sched, progress)
     return model, {"steps": steps, "batch_size": batch_size, "lr": lr, "width": width, "seed": seed,
                    "sigma1": sigma1, "sigma2": sigma2, "xi_max": xi_max,
                    "train_seconds": time.perf_counter() - t0,

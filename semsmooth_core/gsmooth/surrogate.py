@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semsmooth_core.validation import SemsmoothError, check_count, check_positive
+from semsmooth_core.models.training import fit_steps
 
 SURROGATE_FORMAT = "semsmooth-gsmooth-surrogate/1"
 
@@ -248,23 +249,16 @@ def train_surrogate(transform_name: str, x_train: torch.Tensor, theta_max: float
     opt = torch.optim.Adam(sur.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     t0 = time.perf_counter()
-    losses = []
-    sur.train()
-    for step in range(steps):
+
+    def batch_loss(_step):
         idx = torch.randint(0, x_train.shape[0], (batch_size,), generator=g)
         xb = x_train[idx].to(device)
         th = sample_theta(batch_size, theta_max, g).to(device)
         with torch.no_grad():
             target = t(xb, th)
-        loss = (sur(th, xb) - target).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if progress is not None and (step % 10 == 0 or step == steps - 1):
-            progress(step + 1, steps)
-    sur.eval()
+        return (sur(th, xb) - target).abs().mean()
+
+    losses = fit_steps(sur, steps, batch_loss, opt, sched, progress)
     rec = {"transform": t.name, "theta_max": theta_max, "unit": t.units[0], "steps": steps,
            "batch_size": batch_size, "lr": lr, "seed": seed, "latent_channels": latent_channels,
            "unet_width": unet_width, "train_seconds": time.perf_counter() - t0,

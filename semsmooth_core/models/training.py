@@ -123,6 +123,29 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma_eps: floa
 
 # --------------------------------------------------------------------------- training
 
+def optimizer_step(opt: torch.optim.Optimizer, sched, loss: torch.Tensor) -> float:
+    """One gradient step (zero grad, backward, optimizer and scheduler step); returns the loss."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return float(loss.detach())
+
+
+def fit_steps(module: nn.Module, steps: int, batch_loss: Callable[[int], torch.Tensor], opt, sched,
+              progress: Callable[[int, int], None] | None = None) -> list[float]:
+    """A step-based training loop: ``batch_loss(step)`` builds one batch and returns its loss;
+    the module is in train mode during the loop and in eval mode after. Returns the losses."""
+    module.train()
+    losses = []
+    for step in range(steps):
+        losses.append(optimizer_step(opt, sched, batch_loss(step)))
+        if progress is not None and (step % 10 == 0 or step == steps - 1):
+            progress(step + 1, steps)
+    module.eval()
+    return losses
+
+
 def _check_data(x: torch.Tensor, y: torch.Tensor, what: str) -> None:
     if not isinstance(x, torch.Tensor) or x.ndim != 4:
         raise SemsmoothError(f"{what} images must be a tensor [N,C,H,W], got "
@@ -216,13 +239,9 @@ def train(arch: str, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.
             if preprocess is not None:
                 xb = preprocess(xb)
             xb = add_noise(xb, sigma_eps, g)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            loss = optimizer_step(opt, sched, F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing))
             step += 1
-            loss_sum += float(loss.detach()) * len(idx)
+            loss_sum += loss * len(idx)
             seen += len(idx)
             if progress is not None:
                 progress(step, total)
