@@ -9,14 +9,24 @@ clamping/rounding is what makes ψ_a ∘ ψ_b differ from ψ_{a+b} (the error ε
 - ``contrast``: ``[B,1]`` log-factor c: ψ_c(x) = m(x) + e^c (x − m(x)), where m(x) is the mean of
   x over all its channels and pixels (per sample). ψ_c keeps the mean (m(ψ_c x) = m(x)), hence
   ψ_a(ψ_b(x)) = m + e^a e^b (x − m) = ψ_{a+b}(x) in the ideal case: composable in c.
+- ``brightness_contrast``: ``[B,2]`` (log-contrast c in log-factor, offset b in pixel scale):
+  ψ_{c,b}(x) = m(x) + e^c (x − m(x)) + b with the same m as ``contrast``. Since m(ψ_{c,b}x) = m(x) + b,
+  ψ_{c1,b1}(ψ_{c2,b2}(x)) = m + e^{c1+c2}(x − m) + b1 + b2 = ψ_{c1+c2, b1+b2}(x): additive (and
+  commutative) in both parameters, so Fischer Thm 4.2 with the anisotropic Σ = diag(σ_c², σ_b²) of
+  App. B certifies the Mahalanobis ellipse sqrt((c/σ_c)² + (b/σ_b)²) < Φ⁻¹(p̲_A) exactly (GSmooth Thm 1
+  with M = I). It is brightness at c = 0 and contrast at b = 0. TSS's x ↦ e^k (x + b) is a different
+  (image-dependent) parametrisation of the same maps; see docs/theory.md, "Brightness + contrast (2-D)".
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from semsmooth_core.transforms.base import Transform, register
 from semsmooth_core.transforms.geometric import _check_image
+from semsmooth_core.validation import SemsmoothError
 
 
 @register
@@ -59,6 +69,60 @@ class Contrast(Transform):
         return m + k * (x - m)
 
 
+@register
+class BrightnessContrast(Transform):
+    """ψ_{c,b}(x) = m(x) + e^c (x − m(x)) + b: log-contrast c (log-factor) about the per-sample mean
+    m(x) (all channels and pixels, as ``contrast``), then offset b (pixel scale). Additive:
+    ψ_{c1,b1}∘ψ_{c2,b2} = ψ_{c1+c2,b1+b2} before clamping/rounding (Fischer Thm 4.2 / App. B)."""
+
+    name = "brightness_contrast"
+    label = "Brightness + contrast"
+    param_names = ("log_contrast", "offset")
+    units = ("log-factor", "pixel scale")
+    composable = True
+    default_sigma = (0.2, 0.2)
+    default_range = ((-0.2, 0.2), (-0.2, 0.2))
+    bounds = ((-3.0, 3.0), (-1.0, 1.0))
+    uses_interpolation = False
+
+    def apply(self, x, params, interpolation):
+        _check_image(x, self.name)
+        m = x.mean(dim=(1, 2, 3), keepdim=True)
+        p = params.to(x.dtype)
+        k = torch.exp(p[:, 0]).view(-1, 1, 1, 1)
+        return m + k * (x - m) + p[:, 1].view(-1, 1, 1, 1)
+
+
+def box_halfwidth(radius: float, sigma, dim: int | None = None) -> float:
+    """The largest a such that the box |γ_i| <= a (every i, each in its own unit) lies inside the
+    region certified by parameter smoothing (Fischer Thm 4.2 / App. B) with ``radius`` as returned
+    by ``certify_transform`` for this ``sigma`` (a number: l2 ball of radius R in units; d std devs
+    or a d×d covariance: Mahalanobis ball γᵀΣ⁻¹γ < R²). The box is inside iff its worst corner
+    s·a, s ∈ {±1}^d, is: a = R / sqrt(max_s sᵀΣ⁻¹s) (isotropic: a = R/√d; diagonal Σ:
+    a = R / sqrt(Σ_i 1/σ_i²)). ``dim`` is needed only for a single σ. Used for the ‖α‖_∞ radii of
+    GSmooth's Table 1."""
+    import itertools
+
+    from semsmooth_core.smoothing import parse_sigma
+
+    s = torch.as_tensor(sigma, dtype=torch.float64)
+    if s.ndim == 0 or s.numel() == 1:
+        if dim is None:
+            raise SemsmoothError("box_halfwidth needs dim for a single sigma")
+        d = int(dim)
+    else:
+        d = s.shape[0]
+    cov, iso = parse_sigma(sigma, d)
+    if radius <= 0:
+        return 0.0
+    if iso:
+        return float(radius) / math.sqrt(d)
+    inv = torch.linalg.inv(cov)
+    worst = max(float(torch.tensor(c, dtype=torch.float64) @ inv @ torch.tensor(c, dtype=torch.float64))
+                for c in itertools.product((-1.0, 1.0), repeat=d))
+    return float(radius) / math.sqrt(worst)
+
+
 # --------------------------------------------------------------------------- interval forms
 # Used by the malicious-attacker bound (semsmooth_core.errors.worst_case). Exact (not relaxed):
 # both transforms are monotone in their parameter per pixel.
@@ -95,7 +159,25 @@ def _contrast_input_interval(lo, hi, params):
     return low, high
 
 
+def _bc_param_interval(x, center, half):
+    """{m + e^γc (x − m) + γb : |γ − center| ≤ half per dimension} per pixel: monotone in γc (sign of
+    x − m) and increasing in γb, so the extremes sit at the corners (exact)."""
+    lo, hi = _contrast_param_interval(x, center[:, :1], half[:, :1])
+    cb = center[:, 1].to(x.dtype).view(-1, 1, 1, 1)
+    hb = half[:, 1].to(x.dtype).view(-1, 1, 1, 1)
+    return lo + cb - hb, hi + cb + hb
+
+
+def _bc_input_interval(lo, hi, params):
+    """ψ_{c,b}(v) = e^c v + (1 − e^c) m(v) + b: the contrast interval shifted by b."""
+    low, high = _contrast_input_interval(lo, hi, params[:, :1])
+    b = params[:, 1].to(lo.dtype).view(-1, 1, 1, 1)
+    return low + b, high + b
+
+
 Brightness.param_interval = staticmethod(_brightness_param_interval)
 Brightness.input_interval = staticmethod(_brightness_input_interval)
 Contrast.param_interval = staticmethod(_contrast_param_interval)
 Contrast.input_interval = staticmethod(_contrast_input_interval)
+BrightnessContrast.param_interval = staticmethod(_bc_param_interval)
+BrightnessContrast.input_interval = staticmethod(_bc_input_interval)
