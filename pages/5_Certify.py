@@ -1,6 +1,11 @@
 """Certify: one input against a semantic transformation — double smoothing (Fischer §6.2, Lemma 4.3),
 plain parameter smoothing (Thm 4.2) or Gaussian noise — with the planner's preview, a progress bar
-with stages, a result card, the guarantee in words, a gallery of sampled inputs and the outer counts."""
+with stages, a result card, the guarantee in words, a gallery of sampled inputs and the outer counts.
+
+Session-state keys: reads ``"certify_run"`` and ``"certify_index"`` (set by the Results page when a
+row is clicked) and opens that input with that run's parameters, model, dataset and seed. The
+random draws come from ``pipeline.input_generator(seed, index)``, as in dataset runs, so the same
+settings reproduce the run's row."""
 
 from __future__ import annotations
 
@@ -9,14 +14,50 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (current_model, generator, progress_callback, sample_picker, show_error,
-                           tensor_to_image)
-from semsmooth_core import pipeline, planner, smoothing, transforms
+from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, current_model,
+                           ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
+                           take_run_request, tensor_to_image)
+from semsmooth_core import jobs, pipeline, planner, smoothing, stats, transforms
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.validation import SemsmoothError
 
 GALLERY = 8
+STAGES = {"double": ["E estimate", "Outer selection", "Outer estimation"],
+          "transform": ["Selection", "Estimation"], "noise": ["Selection", "Estimation"]}
+CORE_STAGE = {"outer selection": "Outer selection",
+              "transforming the sampled β": "Outer estimation — transforming the sampled β",
+              "inner smoothing at the sampled β": "Outer estimation — inner smoothing at the sampled β"}
+image_tf = [n for n in transforms.names() if transforms.get(n).modality == "image" and transforms.get(n).composable]
+
+# ---- opened from a run of the Results page: prefill the widgets before they are drawn
+req = take_run_request()
+if req is not None:
+    values, notes = certify_widget_values(req["params"], req["index"], image_tf)
+    st.session_state.update(values)
+    st.session_state.pop("cf_result", None)
+    st.session_state["cf_opened"] = req | {"notes": notes}
+    p = req["params"]
+    side = {"dataset": p["dataset"], "seed": int(p["seed"])}
+    if p.get("model") in image_classifiers():
+        side["model_name"] = p["model"]
+    elif p.get("model"):
+        notes.append(f"the run used model `{p['model']}`; pick or upload it in the sidebar")
+    if any(st.session_state.get(k) != v for k, v in side.items()):
+        st.session_state[SIDEBAR_PREFILL] = side
+        st.rerun()
+
 st.title("Certify")
+opened = st.session_state.get("cf_opened")
+if opened is not None and st.session_state.get("cf_index") != opened["index"]:
+    opened = st.session_state.pop("cf_opened") and None  # another input, or the page was left
+if opened is not None:
+    row = opened["row"]
+    stored = (f" Its stored row: prediction {'abstain' if row['prediction'] == -1 else row['prediction']}, "
+              f"radius {row['radius']:.4g} {row.get('radius_unit') or ''} — press Certify to reproduce it "
+              "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
+    st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
+            f"parameters, model, dataset and seed are filled in.{stored}"
+            + "".join(f"  \n⚠️ {n}" for n in opened["notes"]), icon="🔗")
 st.markdown(
     "Certify that the **smoothed** classifier keeps its prediction for a whole range of rotations, "
     "translations, scalings or brightness changes — with interpolation and 8-bit rounding taken into "
@@ -27,8 +68,6 @@ st.markdown(
 
 loaded = current_model()
 model, card = loaded if loaded is not None else (None, None)
-image_tf = [n for n in transforms.names() if transforms.get(n).modality == "image"
-            and transforms.get(n).composable]
 
 left, right = st.columns([1, 1.6], gap="large")
 with left:
@@ -39,6 +78,8 @@ with left:
     tname = st.selectbox("Transformation", image_tf, index=image_tf.index("rotation") if "rotation" in image_tf else 0,
                          key="cf_tf", disabled=kind == "noise")
     t = transforms.get(tname)
+    if st.session_state.get("cf_interp") not in t.interpolations:
+        st.session_state.pop("cf_interp", None)  # e.g. after switching to a transform without it
     interp = st.selectbox("Interpolation", list(t.interpolations),
                           index=list(t.interpolations).index("bilinear") if "bilinear" in t.interpolations else 0,
                           key="cf_interp", disabled=not t.uses_interpolation or kind == "noise")
@@ -49,10 +90,11 @@ with left:
 with right:
     c1, c2, c3 = st.columns(3)
     sigma_gamma = c1.number_input(f"σ_γ ({t.unit})", value=float(t.default_sigma[0]), min_value=0.0,
-                                  format="%.3f", key="cf_sg")
-    sigma_eps = c2.number_input("σ_ε (pixel scale)", value=0.25, min_value=0.0, format="%.3f", key="cf_se")
+                                  format="%.3f", key="cf_sg", disabled=kind == "noise")
+    sigma_eps = c2.number_input("σ_ε (pixel scale)", value=0.25, min_value=0.0, format="%.3f", key="cf_se",
+                                disabled=kind == "transform")
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", value=float(abs(t.default_range[0][1])),
-                             min_value=0.0, format="%.3f", key="cf_C")
+                             min_value=0.0, format="%.3f", key="cf_C", disabled=kind == "noise")
     e1, e2, e3 = st.columns(3)
     E = e1.number_input("E (l2 bound on ε)", value=0.3, min_value=0.0, format="%.4f", key="cf_E",
                         disabled=kind != "double")
@@ -64,50 +106,80 @@ with right:
                         help="q = 0.98 quantile of ‖ε‖ on 500 training digits (errors module)")
     n1, n2, n3, n4 = st.columns(4)
     n0 = n1.number_input("n0", value=50, min_value=1, step=10, key="cf_n0")
-    n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng")
-    n_eps = n3.number_input("n_ε", value=200, min_value=1, step=10, key="cf_ne")
+    n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng", disabled=kind == "noise")
+    n_eps = n3.number_input("n_ε (noise: n)", value=200, min_value=1, step=10, key="cf_ne",
+                            disabled=kind == "transform")
     bs = n4.number_input("batch", value=1000, min_value=1, step=100, key="cf_bs")
     a1, a2, a3 = st.columns(3)
-    a_g = a1.number_input("α_γ", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_ag")
-    a_e = a2.number_input("α_ε", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_ae")
-    a_E = a3.number_input("α_E", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_aE")
-    sequential = st.checkbox("Sequential inner tests (sound early stopping)", value=True, key="cf_seq")
+    a_g = a1.number_input("α_γ (noise, transform: α)", value=0.001, min_value=0.0, max_value=1.0,
+                          format="%.4f", key="cf_ag")
+    a_e = a2.number_input("α_ε", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_ae",
+                          disabled=kind != "double")
+    a_E = a3.number_input("α_E", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_aE",
+                          disabled=kind != "double")
+    sequential = st.checkbox("Sequential inner tests (sound early stopping)", value=True, key="cf_seq",
+                             disabled=kind != "double")
 
 config = {"model": "page", "smoothing": kind, "transform": tname, "interpolation": interp,
           "sigma_gamma": sigma_gamma if t.dim == 1 else [sigma_gamma] * t.dim, "sigma_eps": sigma_eps,
           "E": E, "q_E_lower": q_E, "n0": int(n0), "n_gamma": int(n_gamma), "n_eps": int(n_eps),
           "alpha_gamma": a_g, "alpha_eps": a_e, "alpha_E": a_E, "attacker_range": [[-crange, crange]] * t.dim,
-          "sequential": "looks" if sequential else None, "batch_size": int(bs), "preprocess": pp_spec}
+          "sequential": "looks" if sequential else None, "batch_size": int(bs), "preprocess": pp_spec,
+          "seed": seed(), "dataset": st.session_state.get("dataset", "mnist")}
+
+
+def _set(**values):  # button callbacks: widget values change before the next run draws them
+    st.session_state.update(values)
+
 
 if est:
-    with st.spinner("Sampling interpolation errors…"):
-        try:
-            got = pipeline.estimate_E(pipeline.with_defaults({**config, "E_samples": 500, "q": 0.98,
-                                                              "alpha_E": a_E}), pp_spec)
-            st.session_state["cf_E_est"] = got
-        except SemsmoothError as e:
-            show_error(e)
-if st.session_state.get("cf_E_est"):
+    bar = StageProgress(st.progress(0.0, text="E estimate"), STAGES["double"])
+    bar.stage("E estimate", unit="error samples")
+    try:
+        got = pipeline.estimate_E(pipeline.with_defaults({**config, "E_samples": 500, "q": 0.98}), pp_spec,
+                                  progress=bar)
+        st.session_state["cf_E_est"] = got
+    except SemsmoothError as e:
+        show_error(e)
+if st.session_state.get("cf_E_est") and kind == "double":
     g = st.session_state["cf_E_est"]
-    st.info(f"Estimated E = {g['E']:.4f} with q̲_E = {g['q_E_lower']:.4f} (q̂_E = {g['q_E']:.4f}, "
-            f"{g['n']} samples). Enter these values above to use them.")
+    i1, i2 = st.columns([4, 1])
+    i1.info(f"Estimated E = {g['E']:.4f} (l2, pixel scale) with q̲_E = {g['q_E_lower']:.4f} "
+            f"(q̂_E = {g['q_E']:.4f}, {g['n']} samples of ‖ε‖ on the training split).")
+    i2.button("Use these values", key="cf_use_E", on_click=_set,
+              kwargs={"cf_E": round(float(g["E"]), 4), "cf_q": round(float(g["q_E_lower"]), 4)})
 
-# ---- planner preview
+# ---- planner preview: what these settings can give at best, dead ends before a run
 try:
     c = pipeline.validate_config({**config, "model": "preview"})
+    p1, p2, p3, p4 = st.columns(4)
     if kind == "double":
         pre = planner.summary_before_run(float(sigma_gamma), sigma_eps, E, q_E, int(n_gamma), int(n_eps), a_g,
                                          a_e, a_E, attacker_max=crange * (t.dim ** 0.5), n0=int(n0))
-        p1, p2, p3, p4 = st.columns(4)
         p1.metric("Max certifiable radius", f"{pre['max_radius']:.3g} {t.unit}")
         p2.metric("ρ", f"{pre['rho']:.4f}")
-        p3.metric("Inner threshold Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}")
+        p3.metric("Inner threshold Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}",
+                  help=f"smallest n_ε that can certify E: {pre['inner_min_n'] or '—'}")
         p4.metric("Forward passes (max)", f"{pre['forward_passes_max']:,}")
+        if pre["dead_end"]:
+            st.warning(f"Dead end: {pre['dead_end']}")
         best = planner.plan_double(int(n_gamma) * int(n_eps), float(sigma_gamma), sigma_eps, [(E, q_E)],
                                    alpha_total=a_g + a_e, alpha_E=a_E, attacker_max=crange * (t.dim ** 0.5))[0]
-        st.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
+        s1, s2 = st.columns([4, 1])
+        s1.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
                    f"α_γ = {best.alpha_gamma:.2g}, α_ε = {best.alpha_eps:.2g} (expected radius "
-                   f"{best.expected_radius:.3g} {t.unit} under a 99 %-accurate base model).")
+                   f"{best.expected_radius:.3g} {t.unit} under a 99 %-accurate base model)"
+                   + (f" — still a dead end: {best.dead_end}" if best.dead_end else "."))
+        s2.button("Use the suggestion", key="cf_plan", disabled=bool(best.dead_end), on_click=_set,
+                  kwargs={"cf_ng": best.n_gamma, "cf_ne": best.n_eps, "cf_ag": round(best.alpha_gamma, 6),
+                          "cf_ae": round(best.alpha_eps, 6)})
+    else:
+        sig, n_est = (sigma_eps, int(n_eps)) if kind == "noise" else (float(sigma_gamma), int(n_gamma))
+        unit = "l2 (pixel scale [0,1])" if kind == "noise" else t.unit
+        p1.metric("Max certifiable radius", f"{stats.max_radius(sig, n_est, a_g):.3g} {unit}",
+                  help="all n estimation samples vote for the top class")
+        p2.metric("Forward passes", f"{int(n0) + n_est:,}")
+        p3.metric("Failure probability α", f"{a_g:g}")
     ok = True
 except SemsmoothError as e:
     show_error(e)
@@ -115,24 +187,49 @@ except SemsmoothError as e:
 
 run = st.button("Certify", type="primary", disabled=not ok or model is None, key="cf_run")
 if run:
-    bar = st.progress(0.0, text="Starting…")
-    stage = {"cb": progress_callback(bar, "Outer selection")}
+    sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
+    sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
 
-    def on_stage(name):  # stages: outer selection, transforming the sampled β, inner smoothing
-        stage["cb"] = progress_callback(bar, name[:1].upper() + name[1:])
+    def on_stage(name):
+        sp.stage(CORE_STAGE.get(name, name[:1].upper() + name[1:]))
 
     def progress(done, total):
-        stage["cb"](done, total)
+        if kind != "double" and done > int(n0) and sp.name == "Selection":
+            sp.stage("Estimation")
+        sp(done, total)
 
     try:
         pp = Preprocess.parse(pp_spec)
+        idx = int(st.session_state.get("cf_index", 0))
         t0 = time.perf_counter()
-        cert = pipeline.certify_one(c, x, model, pp if pp else None, generator(1000 + int(st.session_state.get("cf_index", 0))),
+        cert = pipeline.certify_one(c, x, model, pp if pp else None, pipeline.input_generator(seed(), idx),
                                     progress, on_stage)
-        bar.progress(1.0, text=f"Done: {cert.n_forward:,} forward passes in {time.perf_counter() - t0:.1f} s")
+        secs = time.perf_counter() - t0
+        sp.bar.progress(1.0, text=f"Done: {cert.n_forward:,} forward passes in {secs:.1f} s "
+                                  f"({cert.n_forward / max(secs, 1e-9):,.0f} per second)")
         st.session_state["cf_result"] = (cert, label, tname, interp, pp_spec)
     except SemsmoothError as e:
         show_error(e)
+
+with st.expander("Run these settings on many inputs in the background (results in the Results page)"):
+    b1, b2, b3 = st.columns([1, 1, 2])
+    many = b1.number_input("Inputs", 1, 100000, 100, key="cf_many")
+    first = b2.number_input("First index", 0, 10**7, 0, key="cf_first")
+    if b3.button("Queue the run", key="cf_queue", disabled=not ok or model_ref() is None):
+        ref = model_ref()
+        try:
+            from semsmooth_core.runs import Store
+
+            store = Store()
+            cfg = {**config, "model": ref[0], "split": "heldout", "root": st.session_state.get("data_root") or None}
+            if st.session_state.get("model_name") == BYO and ref[1]:
+                raise SemsmoothError("background runs need a semsmooth checkpoint or TorchScript file, "
+                                     "not a plain state_dict")
+            rid = jobs.create_job(cfg, range(int(first), int(first) + int(many)), store)
+            ensure_worker(store)
+            st.success(f"Run {rid} queued; follow it on the Results page.")
+        except SemsmoothError as e:
+            show_error(e)
 
 res = st.session_state.get("cf_result")
 if res:
@@ -141,38 +238,43 @@ if res:
     m1, m2, m3, m4, m5 = st.columns(5)
     m1.metric("Class", "abstain" if cert.abstained else str(cert.label),
               delta=None if cert.abstained else ("correct" if cert.label == true_label else "wrong"))
-    m2.metric("Radius", f"{cert.radius:.3g}", help=cert.radius_unit)
+    m2.metric("Radius", f"{cert.radius:.4g}", help=cert.radius_unit)
     m2.caption(cert.radius_unit + (" (clipped to C)" if cert.extra.get("clipped") else ""))
-    m3.metric("p̲_A", f"{cert.p_lower:.4f}")
+    m3.metric("p̲_A (lower bound)", f"{cert.p_lower:.4f}")
     m4.metric("ρ", f"{cert.rho:.4f}")
     m5.metric("Forward passes", f"{cert.n_forward:,}", delta=f"{cert.seconds:.1f} s", delta_color="off")
-    st.success(smoothing.explain_certificate(cert))
+    st.success("**What is guaranteed.** " + smoothing.explain_certificate(cert))
     ex = cert.extra
     if ex.get("smoothing") == "double":
         g1, g2 = st.columns([1.6, 1])
         with g1:
             st.markdown("**Sampled transformed inputs** (what the inner smoothing saw) and its verdict")
-            betas = ex["betas"][:GALLERY]
+            fails = [i for i, v in enumerate(ex["inner_verdict"]) if v != "certified"]
+            oks = [i for i, v in enumerate(ex["inner_verdict"]) if v == "certified"]
+            k = max(GALLERY - len(oks), min(len(fails), GALLERY // 2))  # failures too, when there are
+            pick = sorted(fails[:k] + oks[:GALLERY - k])
             try:
+                betas = [ex["betas"][i] for i in pick]
                 imgs = smoothing.transformed_inputs(x, tn, betas, ip, Preprocess.parse(pps) or None)
                 cols = st.columns(4)
-                for i, (b, im) in enumerate(zip(betas, imgs)):
-                    hits, nn = ex["inner_hits"][i], ex["inner_n"][i]
-                    cols[i % 4].image(tensor_to_image(im, 96),
-                                      caption=f"β = {', '.join(f'{v:.1f}' for v in b)}: {ex['inner_verdict'][i]} "
-                                              f"({hits}/{nn})")
+                for k, (i, b, im) in enumerate(zip(pick, betas, imgs)):
+                    mark = {"certified": "✅", "not certified": "❌"}.get(ex["inner_verdict"][i], "⏸")
+                    cols[k % 4].image(tensor_to_image(im, 96),
+                                      caption=f"{mark} β = {', '.join(f'{v:.1f}' for v in b)} {t.unit}: "
+                                              f"{ex['inner_verdict'][i]} ({ex['inner_hits'][i]}/{ex['inner_n'][i]})")
             except SemsmoothError as e:
                 show_error(e)
         with g2:
             s = ex["outer_successes"]
             fig = go.Figure(go.Bar(x=["inner certified (≥ E)", "not certified / not run"],
                                    y=[s, ex["n_gamma"] - s], marker_color=["#2ca02c", "#d62728"]))
-            fig.update_layout(title="Outer counts over sampled β", height=300, margin=dict(t=40, b=10))
+            fig.update_layout(title=f"Outer counts over n_γ = {ex['n_gamma']} sampled β", height=300,
+                              margin=dict(t=40, b=10), yaxis_title="sampled β")
             st.plotly_chart(fig, width="stretch")
             tot = ex["inner_class_totals"]
             fig2 = go.Figure(go.Bar(x=[str(i) for i in range(len(tot))], y=tot))
             fig2.update_layout(title="Inner votes by class (all noisy samples)", height=250,
-                               margin=dict(t=40, b=10))
+                               margin=dict(t=40, b=10), xaxis_title="class", yaxis_title="votes")
             st.plotly_chart(fig2, width="stretch")
         if ex.get("sequential"):
             st.caption(f"Sequential looks at n_ε ∈ {ex['sequential']['looks']} (α spent "
@@ -181,5 +283,6 @@ if res:
                        + (f"; stopped early: {ex['stopped_early']}" if ex.get("stopped_early") else ""))
     elif cert.counts:
         fig = go.Figure(go.Bar(x=[str(i) for i in range(len(cert.counts))], y=cert.counts))
-        fig.update_layout(title="Votes by class (estimation samples)", height=280, margin=dict(t=40, b=10))
+        fig.update_layout(title="Votes by class (estimation samples)", height=280, margin=dict(t=40, b=10),
+                          xaxis_title="class", yaxis_title="votes")
         st.plotly_chart(fig, width="stretch")

@@ -21,7 +21,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-from pages._shared import cached_dataset, model_ref, seed, show_error, tensor_to_image
+from pages._shared import cached_dataset, ensure_worker, model_ref, seed, show_error, tensor_to_image
 from semsmooth_core import jobs
 from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
 from semsmooth_core.summary import accuracy_curve, radius_grid, summarize, table_row
@@ -55,7 +55,7 @@ def _config(sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
            "root": st.session_state.get("data_root") or None, "model": ref[0] if ref else None,
            "smoothing": "noise", "transform": None, "interpolation": "bilinear", "sigma_gamma": None,
            "sigma_eps": sigma, "E": None, "q_E_lower": None, "n0": n0, "n_gamma": None, "n_eps": n,
-           "alpha_gamma": None, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,
+           "alpha_gamma": alpha, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,  # noise: α = alpha_gamma
            "sequential": False, "batch_size": bs, "seed": seed(), "device": "auto"}
     return cfg
 
@@ -64,7 +64,7 @@ with st.expander("Start a new background run", expanded=False):
     st.caption("Gaussian (l2) smoothing of the sidebar's model on the sidebar's dataset; the run goes "
                "to a worker process, so you can leave this page. Transformation certificates are "
                "started from the Certify page or `python -m semsmooth_core certify`.")
-    with st.form("new_run"):
+    with st.form("new_run", enter_to_submit=False):  # Enter in a field must not start a run
         c1, c2, c3, c4 = st.columns(4)
         n_inputs = c1.number_input("Inputs", 1, 100000, 20, help="how many dataset inputs")
         start = c2.number_input("First index", 0, 10**7, 0)
@@ -87,7 +87,8 @@ with st.expander("Start a new background run", expanded=False):
                     idx = sorted({int(v) for v in np.linspace(int(start), size - 1, int(n_inputs))})
                 else:
                     idx = range(int(start), int(start) + int(n_inputs))
-                rid = jobs.start_job(cfg, idx, store, name=name or None)
+                rid = jobs.create_job(cfg, idx, store, name=name or None)
+                ensure_worker(store)
                 st.success(f"Run {rid} queued; a worker process certifies it in the background.")
             except SemsmoothError as e:
                 show_error(e)
@@ -103,8 +104,15 @@ def _fmt_eta(s):
 
 @st.fragment(run_every=2.0)
 def progress_panel() -> None:
+    store.reap()
     runs = [r for r in store.list_runs() if r["kind"] == "run"]
     active = [r for r in runs if r["status"] in ACTIVE]
+    if any(r["status"] == "queued" for r in active) and jobs.live_worker(store) is None:
+        ensure_worker(store)  # e.g. a worker that ended just before the last run was queued
+    was_active = st.session_state.get("results_active", set())
+    st.session_state["results_active"] = {r["id"] for r in active}
+    if was_active - st.session_state["results_active"]:
+        st.rerun()  # a run ended: redraw the whole page so that the charts below include all its rows
     stopped = [r for r in runs if r["status"] in ("cancelled", "failed") and r["done"] < r["total"]][:5]
     if not active and not stopped:
         st.caption("No run in progress.")
@@ -123,7 +131,9 @@ def progress_panel() -> None:
                 st.rerun()
         elif c2.button("Resume", key=f"resume_{r['id']}"):
             try:
-                jobs.resume_job(r["id"], store)
+                store.reap()
+                store.requeue(r["id"])
+                ensure_worker(store)
             except SemsmoothError as e:
                 show_error(e)
             st.rerun()

@@ -18,7 +18,8 @@ Session-state keys (set by :func:`sidebar`, which ``app.py`` draws on every page
 Helpers for pages: :func:`current_model`, :func:`cached_model`, :func:`cached_dataset`,
 :func:`sample_picker`, :func:`image_from_upload`, :func:`show_error`, :func:`progress_callback`,
 :func:`tensor_to_image`, :func:`generator`, :func:`seed`, :func:`model_ref`,
-:func:`image_classifiers`.
+:func:`image_classifiers`, :class:`StageProgress`, :func:`ensure_worker` (background runs),
+:func:`take_run_request` and :func:`certify_widget_values` (open a run's input on the Certify page).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ BYO = "Bring your own model…"
 DEFAULT_MODEL = "mnist_cnn_noise025"
 DEFAULT_DATASET = "mnist"
 UPLOAD_DIR = Path(tempfile.gettempdir()) / "semsmooth_uploads"
+SIDEBAR_PREFILL = "_sidebar_prefill"
+"""Session-state key: a dict of sidebar values (``model_name``, ``dataset``, ``seed``) that a page
+wants; :func:`sidebar` applies it before drawing its widgets (the page then calls ``st.rerun()``)."""
 
 
 # --------------------------------------------------------------------------- errors
@@ -190,6 +194,8 @@ def _card_summary(card: dict) -> str:
 def sidebar() -> None:
     """The sidebar shown on every page: device, dataset, model (shipped or uploaded), seed."""
     st.session_state["device"] = describe_device()
+    for k, v in st.session_state.pop(SIDEBAR_PREFILL, {}).items():  # set by a page (before the widgets)
+        st.session_state[k] = v
     sb = st.sidebar
     sb.caption(f"Compute device: **{st.session_state['device']}**")
 
@@ -230,7 +236,7 @@ def sidebar() -> None:
             else:
                 sb.caption("⚠️ This file does not load as a model (the page says why).")
 
-    sb.number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="seed",
+    sb.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",  # starts at 0
                     help="Seeds every random draw (noise, transformation parameters).")
 
 
@@ -313,3 +319,115 @@ def progress_callback(st_progress, label: str = "Sampling", min_interval: float 
                                         f"({rate:,.0f} per second)")
 
     return cb
+
+
+class StageProgress:
+    """One ``st.progress`` bar through the named stages of a certification, e.g.
+    ``["E estimate", "Outer selection", "Outer estimation"]``: call :meth:`stage` when a stage
+    starts and the object itself as ``progress(done, total)``. The text shows the stage number,
+    the count in the stage's unit and, for forward passes, the rate per second."""
+
+    def __init__(self, st_progress, stages: list[str], min_interval: float = 0.1):
+        self.bar, self.stages, self.min_interval = st_progress, list(stages), min_interval
+        self.name, self.unit, self.t0, self.last, self.passes = stages[0], "forward passes", time.perf_counter(), 0.0, 0
+
+    def stage(self, name: str, unit: str = "forward passes") -> None:
+        self.name, self.unit, self.t0, self.last = name, unit, time.perf_counter(), 0.0
+        self(0, 1)
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if 0 < done < total and now - self.last < self.min_interval:
+            return
+        self.last = now
+        k = next((i for i, s in enumerate(self.stages) if self.name.lower().startswith(s.lower())), None)
+        head = f"Stage {k + 1}/{len(self.stages)} — {self.name}" if k is not None else self.name
+        rate = f" ({done / max(now - self.t0, 1e-9):,.0f} per second)" if self.unit == "forward passes" and done else ""
+        if self.unit == "forward passes":
+            self.passes = done
+        self.bar.progress(min(1.0, done / total) if total else 1.0,
+                          text=f"{head}: {done:,}/{total:,} {self.unit}{rate}")
+
+
+# --------------------------------------------------------------------------- background runs
+@st.cache_resource(show_spinner=False)
+def _spawned_workers() -> dict:
+    """Worker processes this app server started, by results-database path."""
+    return {}
+
+
+def ensure_worker(store) -> None:
+    """Start a background worker (``semsmooth_core.jobs``) for the store's queued runs, unless one
+    is running or was started by this server and is still starting: a worker needs a few
+    seconds to claim its first run, and until then the store shows none, so a second "start"
+    would launch a second worker that runs the next queued run in parallel instead of after."""
+    from semsmooth_core import jobs
+
+    procs = _spawned_workers()
+    proc = procs.get(str(store.path))
+    if proc is not None and proc.poll() is None:
+        return
+    procs[str(store.path)] = jobs.ensure_worker(store)
+
+
+# --------------------------------------------------------------------------- open a run's input
+def take_run_request() -> dict | None:
+    """The run and input another page asked the Certify page to open (session-state keys
+    ``"certify_run"`` and ``"certify_index"``, set by the Results page; consumed here):
+    ``{"run", "name", "index", "params" (defaults filled in), "row" (the stored row or None)}``,
+    or None (after one st.error line when the run cannot be read)."""
+    from semsmooth_core.pipeline import with_defaults
+    from semsmooth_core.runs import Store
+
+    rid, idx = st.session_state.pop("certify_run", None), st.session_state.pop("certify_index", None)
+    if rid is None or idx is None:
+        return None
+    try:
+        store = Store()
+        run = store.get_run(int(rid))
+        row = next((r for r in store.rows(int(rid)) if int(r["index"]) == int(idx)), None)
+    except SemsmoothError as e:
+        show_error(e)
+        return None
+    return {"run": int(rid), "name": run["name"], "index": int(idx), "params": with_defaults(run["params"]),
+            "row": row}
+
+
+def certify_widget_values(params: dict, index: int, transforms_offered: list[str]) -> tuple[dict, list[str]]:
+    """Certify-page widget values (session-state keys ``cf_*``) for a run's parameters (a
+    ``semsmooth_core.pipeline`` config with defaults) and dataset ``index``, plus notes on
+    what the page cannot carry over."""
+    from semsmooth_core import transforms
+
+    p, notes = params, []
+    v = {"cf_index": int(index), "cf_n0": int(p["n0"]), "cf_bs": int(p["batch_size"]),
+         "cf_seq": p.get("sequential") not in (None, False, "", "off", "none")}
+    kind = p["smoothing"]
+    if kind not in ("double", "transform", "noise"):
+        notes.append(f"the run used {kind} smoothing, which this page does not offer: shown as double smoothing")
+        kind = "double"
+    v["cf_kind"] = kind
+    if kind == "noise":
+        return v | {"cf_se": float(p["sigma_eps"]), "cf_ne": int(p["n_eps"]), "cf_ag": float(p["alpha_gamma"])}, notes
+    t = transforms.get(p["transform"])
+    if t.name not in transforms_offered:
+        notes.append(f"transformation {t.name} is not offered on this page")
+        return v, notes
+    sg = p["sigma_gamma"] if p["sigma_gamma"] is not None else list(t.default_sigma)
+    sgs = [float(x) for x in (sg if isinstance(sg, (list, tuple)) else [sg])]
+    if len(set(sgs)) > 1:
+        notes.append(f"the run's σ_γ {sgs} differs per parameter; the page uses one σ_γ = {sgs[0]:g} for all")
+    v |= {"cf_tf": t.name, "cf_interp": p["interpolation"], "cf_sg": sgs[0], "cf_ng": int(p["n_gamma"]),
+          "cf_ag": float(p["alpha_gamma"])}
+    if p.get("attacker_range"):
+        v["cf_C"] = float(max(abs(float(b)) for r in p["attacker_range"] for b in r))
+    if p.get("preprocess") not in (None, "auto"):
+        v["cf_pp"] = str(p["preprocess"])
+    if kind == "double":
+        v |= {"cf_se": float(p["sigma_eps"]), "cf_ne": int(p["n_eps"]), "cf_ae": float(p["alpha_eps"]),
+              "cf_aE": float(p["alpha_E"])}
+        if p.get("E") is not None and p.get("q_E_lower") is not None:
+            v |= {"cf_E": float(p["E"]), "cf_q": float(p["q_E_lower"])}
+        else:
+            notes.append("the run estimated E itself: press “Estimate E here” for the same estimate")
+    return v, notes

