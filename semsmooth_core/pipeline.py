@@ -7,10 +7,10 @@ store never loses finished work); each input is certified from its own generator
 ``(seed, index)`` only, so a resumed or reordered run reproduces the same rows.
 
 Config keys (the CLI options; defaults in :data:`DEFAULTS`): ``dataset, split, root, model,
-smoothing (double | transform | noise | ksmooth), transform, interpolation, sigma_gamma,
+smoothing (double | transform | noise | ksmooth | gsmooth), transform, interpolation, sigma_gamma,
 sigma_eps, E, q_E_lower, estimate_E, q, E_samples, E_worst_case, n0, n_gamma, n_eps,
 alpha_gamma, alpha_eps, alpha_E, inner_mode, partitions, attacker_range, preprocess,
-sequential, batch_size, seed, device``.
+sequential, batch_size, seed, device, sigma2, dist, surrogate``.
 
 Which parameters each smoothing uses:
 
@@ -19,12 +19,24 @@ Which parameters each smoothing uses:
 - ``transform`` (Thm 4.2, no inner smoothing; exact only for transforms that compose):
   sigma_gamma, n0, n = n_gamma, alpha = alpha_gamma.
 - ``noise`` (Thm 3.1, plain Gaussian): sigma = sigma_eps, n0, n = n_eps, alpha = alpha_gamma.
+- ``gsmooth`` (Hao et al.; :func:`semsmooth_core.gsmooth.certify.certify`) for the transforms
+  that ``gsmooth.certify.handles``: sigma1 = sigma_gamma (transform units; default: the GSmooth
+  classifier card's training sigma1, else the transform's default), ``sigma2`` (augmented noise,
+  pixel scale; default: the card's, else 0.5), ``dist`` (resolvable transforms: exp | uniform |
+  folded_gaussian, scale = sigma_gamma), ``surrogate`` (default ``surrogate_<transform>``),
+  n0, n = n_gamma, alpha = alpha_gamma, ξ_max = the upper end of ``attacker_range`` (default:
+  the surrogate's training range). No E, q_E or inner smoothing.
+  A run asking for ``double`` on a transform that does not compose but that GSmooth handles
+  (zoom/defocus/rotational/motion blur, pixelate, Gaussian blur) is switched to ``gsmooth``
+  (double smoothing needs ψ_a ∘ ψ_b = ψ_{a+b}); the config then says so in ``smoothing_note``.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -33,7 +45,7 @@ import torch
 from semsmooth_core import smoothing, stats
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
-SMOOTHINGS = ("double", "transform", "noise", "ksmooth")
+SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
 
 DEFAULTS: dict = {
     "dataset": "mnist", "split": "heldout", "root": None, "model": None, "smoothing": "double",
@@ -42,7 +54,7 @@ DEFAULTS: dict = {
     "E_worst_case": False, "n0": 50, "n_gamma": 100, "n_eps": 200, "alpha_gamma": 0.001,
     "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
     "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
-    "seed": 0, "device": None,
+    "seed": 0, "device": None, "sigma2": None, "dist": "exp", "surrogate": None,
 }
 
 
@@ -73,6 +85,50 @@ def _sequential(v):
     raise SemsmoothError(f"sequential must be off, looks or mixture, got {v!r}")
 
 
+def _validate_gsmooth(c: dict, t) -> None:
+    """GSmooth options: the transform must be one GSmooth certifies; σ₁ (= sigma_gamma), σ₂ > 0;
+    ``dist`` known; the surrogate present (non-resolvable transforms); ξ_max in the transform's
+    range. Sets ``c["xi_max"]`` (None = the surrogate's training range)."""
+    from semsmooth_core.gsmooth import certify as gcert
+    from semsmooth_core.gsmooth import radii
+
+    if not gcert.handles(t.name):
+        handled = [n for n in (gcert.RESOLVABLE + gcert.NON_RESOLVABLE)]
+        raise SemsmoothError(f"gsmooth does not certify {t.name}; it handles {', '.join(handled)} "
+                             "(use --smoothing double or transform for composable transformations)")
+    sg = c["sigma_gamma"]
+    if sg is not None:
+        vals = sg if isinstance(sg, (list, tuple)) else [sg]
+        if len(vals) != t.dim:
+            raise SemsmoothError(f"{t.name} takes {t.dim} sigma value(s) (sigma_gamma = sigma1), got {len(vals)}")
+        for v in vals:
+            check_sigma(v, "sigma_gamma (sigma1)")
+    if c["sigma2"] is not None:
+        check_sigma(c["sigma2"], "sigma2")
+    if t.name in gcert.RESOLVABLE:
+        if c["dist"] not in radii.DISTRIBUTIONS:
+            raise SemsmoothError(f"unknown smoothing distribution {c['dist']!r}; use one of "
+                                 f"{', '.join(radii.DISTRIBUTIONS)}")
+    else:
+        from semsmooth_core.gsmooth.surrogate import surrogate_path
+
+        surrogate_path(c["surrogate"] or t.name)     # one-line error when it is missing
+    rng = c["attacker_range"]
+    xi = None
+    if rng is not None:
+        flat = list(rng) if isinstance(rng, (list, tuple)) else [rng]
+        while flat and isinstance(flat[-1], (list, tuple)):
+            flat = list(flat[-1])
+        try:
+            xi = float(flat[-1])
+        except (TypeError, ValueError, IndexError):
+            raise SemsmoothError(f"attacker_range must be a number (the largest severity), got {rng!r}") from None
+        hi = t.bounds[0][1]
+        if not (math.isfinite(xi) and 0 < xi <= hi):
+            raise SemsmoothError(f"attacker range (xi_max) for {t.name} must lie in (0, {hi:g}] {t.units[0]}, got {xi!r}")
+    c["xi_max"] = xi
+
+
 def validate_config(config: dict) -> dict:
     """Check a run configuration; raise a one-line SemsmoothError on the first bad value.
     Returns the config with defaults filled in."""
@@ -87,10 +143,23 @@ def validate_config(config: dict) -> dict:
     if not c.get("model"):
         raise SemsmoothError("no model given (a shipped name or a checkpoint path)")
     t = transforms.get(c["transform"]) if c["smoothing"] != "noise" else None
+    if t is not None and not t.composable:
+        from semsmooth_core.gsmooth import certify as gcert
+
+        if c["smoothing"] == "double" and gcert.handles(t.name):
+            c["smoothing"] = "gsmooth"
+            c["smoothing_note"] = (f"smoothing switched from double to gsmooth: {t.name} does not compose "
+                                   "(double smoothing needs psi_a(psi_b(x)) = psi_(a+b)(x)); GSmooth certifies it")
+        elif c["smoothing"] in ("double", "transform", "ksmooth"):
+            hint = "; use --smoothing gsmooth" if gcert.handles(t.name) else ""
+            raise SemsmoothError(f"{t.name} does not compose (psi_a(psi_b(x)) != psi_(a+b)(x)), so "
+                                 f"{c['smoothing']} smoothing cannot certify it{hint}")
+    if c["smoothing"] == "gsmooth":
+        _validate_gsmooth(c, t)
     if t is not None and c["interpolation"] not in t.interpolations:
         raise SemsmoothError(f"{t.name} supports interpolation {', '.join(t.interpolations)}, "
                              f"not {c['interpolation']!r}")
-    if t is not None:
+    if t is not None and c["smoothing"] != "gsmooth":
         sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else t.default_sigma
         smoothing.parse_sigma(sg, t.dim)
     n0 = check_count("n0", c["n0"])
@@ -149,18 +218,56 @@ def load_setup(c: dict):
     model, card = load_model(c["model"], device=device)
     spec = c.get("preprocess")
     if spec in (None, "auto"):
-        card = card or {}
-        spec = card.get("preprocess") or (card.get("augmentation") or {}).get("preprocess") or "none"
+        card = card if isinstance(card, dict) else {}
+        aug = card.get("augmentation")   # a dict in our cards; a string or absent in others
+        spec = card.get("preprocess") or (aug.get("preprocess") if isinstance(aug, dict) else None) or "none"
     pp = Preprocess.parse(spec)
     return model, card, (pp if pp else None), device, str(pp)
 
 
+def error_data(c: dict) -> tuple[torch.Tensor, str]:
+    """The inputs E is estimated on: the dataset's TRAINING split (x ~ D, independent of the
+    certified inputs), and a description of what was used.
+
+    - ``mnist``, ``mnist-torchvision``, ``cifar10``: split ``train``.
+    - ``speech-words``: split ``train`` — the training clips that ``scripts/synth_speech.py --part
+      train`` rebuilds under ``data/speech_words/`` (not shipped), or the Speech Commands train
+      files with ``root``. When the embedded training clips are not built, the shipped held-out
+      clips are used instead and the description says so: the choice of the audio benchmark
+      (``benchmarks/audio_volume.py``); q_E is then estimated on the distribution the certified
+      clips come from, but not on clips independent of them.
+    - ``imagefolder``: ``ROOT/train`` when that folder exists, else the run's own split (said so).
+    - any other dataset: ``train`` if it has it, else the run's own split (said so).
+    """
+    from semsmooth_core.data.datasets import load_dataset
+
+    ds, root, own = c["dataset"], c["root"], c["split"]
+    if ds == "imagefolder" and not (root and (Path(root).expanduser() / "train").is_dir()):
+        x, _ = load_dataset(ds, split=own, root=root)
+        return x, f"{ds} split {own!r} (no train folder under the root)"
+    try:
+        x, _ = load_dataset(ds, split="train", root=root)
+        return x, f"{ds} split 'train'"
+    except SemsmoothError as e:
+        if ds == "speech-words" and not root:
+            x, _ = load_dataset(ds, split="heldout")
+            return x, ("speech-words split 'heldout' (training clips not built: run python "
+                       "scripts/synth_speech.py --part train)")
+        if own == "train":
+            raise
+        try:
+            x, _ = load_dataset(ds, split=own, root=root)
+        except SemsmoothError:
+            raise e from None
+        return x, f"{ds} split {own!r} (it has no 'train' split)"
+
+
 def estimate_E(c: dict, preprocess_spec: str, progress=None) -> dict:
     """E at the q-quantile of ‖ε‖ (lower bound q̲_E at 1 − α_E) from the error estimator of
-    ``semsmooth_core.errors`` on the TRAINING split (x ~ D independent of the certified inputs),
-    with the same transform, interpolation, σ_γ, attacker range and preprocessing."""
+    ``semsmooth_core.errors`` on the TRAINING split (x ~ D independent of the certified inputs;
+    :func:`error_data` says which data, per dataset), with the same transform, interpolation, σ_γ,
+    attacker range and preprocessing. The result's ``data`` names the inputs used."""
     from semsmooth_core import errors, transforms
-    from semsmooth_core.data.datasets import load_dataset
 
     t = transforms.get(c["transform"])
     norm = "whole" if c["smoothing"] == "double" else {"halves": "half", "channels": "channel",
@@ -168,14 +275,14 @@ def estimate_E(c: dict, preprocess_spec: str, progress=None) -> dict:
     setup = errors.ErrorSetup(transform=t.name, interpolation=c["interpolation"],
                               sigma=c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma),
                               C=c["attacker_range"], preprocess=preprocess_spec, norm=norm)
-    x, _ = load_dataset(c["dataset"], split="train" if c["dataset"] == "mnist" else c["split"], root=c["root"])
+    x, data = error_data(c)
     smp = errors.sample_errors(setup, x, int(c["E_samples"]), seed=int(c["seed"]) + 7919, progress=progress)
     got = errors.E_for_q(smp.worst, float(c["q"]), float(c["alpha_E"]))
     if not math.isfinite(got["E"]):
         raise SemsmoothError(f"{c['E_samples']} error samples are too few for q = {c['q']} at alpha_E "
                              f"{c['alpha_E']}; raise E_samples")
     return {"E": got["E"], "q_E_lower": got["q_E_lower"], "q_E": got["q_E"], "n": got["n"],
-            "seconds": smp.seconds}
+            "seconds": smp.seconds, "data": data}
 
 
 def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,
@@ -190,6 +297,8 @@ def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None
     from semsmooth_core import transforms
 
     t = transforms.get(c["transform"])
+    if sm == "gsmooth":
+        return _certify_gsmooth(c, t, x, model, preprocess, generator, progress)
     sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma)
     if sm == "transform":
         return smoothing.certify_transform(model, x, t, sg, int(c["n0"]), int(c["n_gamma"]),
@@ -208,18 +317,88 @@ def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None
                                      float(c["alpha_E"]), partitions=c["partitions"], **kw)
 
 
+def gsmooth_defaults(c: dict, card: dict | None) -> dict:
+    """σ₁ (``sigma_gamma``) and σ₂ for a GSmooth run left at their defaults: those the GSmooth base
+    classifier was trained for (its card's ``training`` record, when the card is for this
+    transform), else the transform's default σ and σ₂ = 0.5. Returns the filled-in values and where
+    they came from."""
+    from semsmooth_core import transforms
+
+    t = transforms.get(c["transform"])
+    card = card if isinstance(card, dict) else {}
+    tr = card.get("training") if isinstance(card.get("training"), dict) else {}
+    mine = card.get("transform") in (None, t.name) and card.get("kind") == "gsmooth_base_classifier"
+    out = {}
+    if c["sigma_gamma"] is None:
+        if mine and tr.get("sigma1") is not None:
+            out["sigma_gamma"], out["sigma_gamma_from"] = float(tr["sigma1"]), "model card"
+        else:
+            out["sigma_gamma"], out["sigma_gamma_from"] = float(t.default_sigma[0]), "transform default"
+    if c["sigma2"] is None:
+        if mine and tr.get("sigma2") is not None:
+            out["sigma2"], out["sigma2_from"] = float(tr["sigma2"]), "model card"
+        else:
+            out["sigma2"], out["sigma2_from"] = 0.5, "default"
+    return out
+
+
+class _Preprocessed(torch.nn.Module):
+    """``model(P(x))`` as one module (so that the model's device and parameters stay visible)."""
+
+    def __init__(self, preprocess, model):
+        super().__init__()
+        self.preprocess, self.model = preprocess, model
+
+    def forward(self, x):
+        return self.model(self.preprocess(x))
+
+
+def _certify_gsmooth(c: dict, t, x: torch.Tensor, model, preprocess, generator, progress) -> smoothing.Certificate:
+    """One GSmooth certificate (``gsmooth.certify.certify``): σ₁ = sigma_gamma (for a resolvable
+    transform, the smoothing distribution's scale), σ₂ = sigma2, n = n_gamma, α = alpha_gamma."""
+    from semsmooth_core.gsmooth import certify as gcert
+
+    if preprocess is not None:  # P belongs to the classifier: f(P(.)) sees the smoothed samples
+        model = _Preprocessed(preprocess, model)
+    sg = c["sigma_gamma"]
+    s1 = (float(sg[0]) if len(sg) == 1 else [float(v) for v in sg]) if isinstance(sg, (list, tuple)) else \
+        (None if sg is None else float(sg))
+    kw = dict(sigma1=s1, sigma2=float(c["sigma2"]) if c["sigma2"] is not None else None,
+              surrogate=c.get("surrogate"), dist=c.get("dist") or "exp", scale=s1, xi_max=c.get("xi_max"),
+              batch_size=int(c["batch_size"]), generator=generator, progress=progress)
+    accepted = inspect.signature(gcert.certify).parameters
+    kw = {k: v for k, v in kw.items() if k in accepted and v is not None}
+    return gcert.certify(model, t.name, x, int(c["n0"]), int(c["n_gamma"]), float(c["alpha_gamma"]), **kw)
+
+
 def row_from(index: int, label: int, cert: smoothing.Certificate, base_pred: int) -> dict:
     return {"index": int(index), "label": int(label), "prediction": int(cert.label),
             "radius": float(cert.radius), "radius_unit": cert.radius_unit, "p_lower": float(cert.p_lower),
             "rho": float(cert.rho), "correct": bool(cert.label == label), "base_correct": bool(base_pred == label),
             "n_forward": int(cert.n_forward), "seconds": float(cert.seconds),
-            "clipped": bool(cert.extra.get("clipped", False))}
+            "clipped": _clipped(cert)}
+
+
+def _clipped(cert: smoothing.Certificate) -> bool:
+    """The radius was cut at the attacker range (double/k-smoothing: C; GSmooth: ξ_max)."""
+    e = cert.extra
+    if "clipped" in e:
+        return bool(e["clipped"])
+    if e.get("method") == "gsmooth" and cert.label != smoothing.ABSTAIN and e.get("xi_max") is not None:
+        return bool(float(cert.radius) >= float(e["xi_max"]) * (1 - 1e-9))
+    return False
 
 
 def guarantee(cert: smoothing.Certificate) -> dict:
     """What a certificate of this run promises, in words and numbers (failure probability,
     attacker model, range C)."""
     e = cert.extra
+    if e.get("method") in ("gsmooth", "resolvable"):
+        rng = [0.0, e["xi_max"]] if e.get("xi_max") is not None else None
+        return {"failure_probability": float(cert.alpha),
+                "attacker": f"the real {e.get('transform')} with any severity in [0, radius] {cert.radius_unit}",
+                "attacker_range": rng, "rho": float(cert.rho), "smoothing": "gsmooth",
+                "method": e["method"]}
     return {"failure_probability": float(cert.alpha), "attacker": e.get("attacker", "l2 noise"),
             "attacker_range": e.get("attacker_range"), "rho": float(cert.rho),
             "smoothing": e.get("smoothing", "noise")}
@@ -246,6 +425,11 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     model, card, pp, device, pp_spec = load_setup(c)
     c["preprocess"] = pp_spec
     meta: dict = {}
+    if c["smoothing"] == "gsmooth":
+        filled = gsmooth_defaults(c, card)
+        c.update({k: v for k, v in filled.items() if not k.endswith("_from")})
+        if filled:
+            meta["gsmooth_defaults"] = filled
     if c["smoothing"] in ("double", "ksmooth") and c["estimate_E"]:
         if on_stage:
             on_stage("E estimate")

@@ -1,16 +1,33 @@
 """``certify``: certify inputs of a dataset against a semantic transformation (Fischer Thm 4.2,
-Lemma 4.3, §6.2, §6.3) or plain Gaussian noise, with the shared runner
-``semsmooth_core.pipeline.certify_inputs``."""
+Lemma 4.3, §6.2, §6.3), a transformation without a closed form (GSmooth) or plain Gaussian
+noise, with the shared runner ``semsmooth_core.pipeline.certify_inputs``.
+
+Where finished rows go (none is lost when the command is killed):
+
+- ``--db PATH``: every row is committed to the SQLite results store (``semsmooth_core.runs``) as
+  soon as its input is finished; the JSON says ``run_id`` and ``db``. A stopped run continues
+  with ``certify --resume RUN --db PATH`` (or ``runs resume RUN``): finished indices are skipped.
+- ``--ray [ADDRESS]``: shards on a Ray cluster (``semsmooth_core.distributed.run_on_ray``), rows
+  into the store at ``--db`` (default: ``runs.db_path()``).
+- ``--out FILE``: the JSON result, rewritten (atomically) after every finished row while the run
+  goes on (``"partial": true`` until the end), in the same format as the final file.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import time
+from pathlib import Path
 
 NAME = "certify"
-HELP = "certify dataset inputs: double smoothing (default), parameter smoothing, Gaussian noise, k-smoothing"
-DESCRIPTION = (HELP + ". Prints a summary (n, clean_accuracy, certified_accuracy, abstain_rate, "
-               "radius_percentiles, radius_unit, seconds_per_input, forward_passes_per_input) and one "
-               "row per input.")
+HELP = ("certify dataset inputs: double smoothing (default), parameter smoothing, Gaussian noise, "
+        "k-smoothing, GSmooth (blur, pixelate)")
+DESCRIPTION = (
+    HELP + ". Prints a summary (n, clean_accuracy, certified_accuracy, abstain_rate, radius_percentiles, "
+    "radius_unit, seconds_per_input, forward_passes_per_input) and one row per input. With --db every "
+    "finished row is written to the results store at once (resume with --resume RUN); --ray runs shards "
+    "on a Ray cluster; --out rewrites its JSON file after every row.")
 ORDER = 20
 
 
@@ -25,89 +42,326 @@ def _ints(s: str):
 
 
 def add_arguments(p):
-    p.add_argument("--dataset", default="mnist", help="dataset name (default: embedded mnist)")
-    p.add_argument("--split", default="heldout", help="dataset split (mnist: heldout | train)")
-    p.add_argument("--root", default=None, help="folder of a dataset on disk")
-    p.add_argument("--model", required=True, help="shipped model name or checkpoint path")
-    p.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
-    p.add_argument("--smoothing", default="double", choices=["double", "transform", "noise", "ksmooth"],
-                   help="double: Fischer §6.2 (default); transform: Thm 4.2 only; noise: Gaussian l2; "
-                        "ksmooth: §6.3 partitions")
-    p.add_argument("--transform", default="rotation", help="registry transformation (rotation, translation, ...)")
-    p.add_argument("--interpolation", default="bilinear", choices=["nearest", "bilinear", "bicubic"])
-    p.add_argument("--sigma-gamma", type=_floats, default=None,
-                   help="std of β in the transform's units; one number, or one per dimension (anisotropic, App. B)")
-    p.add_argument("--sigma-eps", type=_floats, default=0.25, help="std of the inner l2 noise (pixel scale [0,1])")
-    p.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth)")
-    p.add_argument("--q-E-lower", type=_floats, default=None, help="lower confidence bound on q_E for E")
-    p.add_argument("--estimate-E", action="store_true", help="estimate E (q-quantile) on the training split")
-    p.add_argument("--q", type=float, default=0.98, help="target q_E lower bound with --estimate-E")
-    p.add_argument("--E-samples", type=int, default=2000, help="error samples with --estimate-E")
-    p.add_argument("--E-worst-case", action="store_true", help="E bounds the worst case over C (malicious attacker)")
-    p.add_argument("--attacker-range", type=_floats, default=None,
-                   help="attacker range C as a half-width (e.g. 30 for [-30,30]); default: the transform's")
-    p.add_argument("--n0", type=int, default=50)
-    p.add_argument("--n-gamma", type=int, default=100)
-    p.add_argument("--n-eps", type=_ints, default=200)
-    p.add_argument("--alpha", type=float, default=None, help="sets alpha_gamma, alpha_eps and alpha_E at once")
-    p.add_argument("--alpha-gamma", type=float, default=None)
-    p.add_argument("--alpha-eps", type=_floats, default=None)
-    p.add_argument("--alpha-E", type=float, default=None)
-    p.add_argument("--inner-mode", default="lemma", choices=["lemma", "bonferroni"],
+    g = p.add_argument_group("data and model")
+    g.add_argument("--dataset", default="mnist", help="dataset name (default: embedded mnist)")
+    g.add_argument("--split", default="heldout", help="dataset split (mnist: heldout | train)")
+    g.add_argument("--root", default=None, help="folder of a dataset on disk")
+    g.add_argument("--model", default=None, help="shipped model name or checkpoint path (required unless --resume)")
+    g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
+    g.add_argument("--indices", default="0:100", help="START:STOP[:STEP] or a comma list (default 0:100)")
+    g.add_argument("--preprocess", default="auto", help="preprocessing spec (default: the model card's)")
+
+    g = p.add_argument_group("smoothing")
+    g.add_argument("--smoothing", default="double", choices=["double", "transform", "noise", "ksmooth", "gsmooth"],
+                   help="double: Fischer §6.2 (default; for a transformation that does not compose but that "
+                        "GSmooth handles, e.g. zoom_blur, it switches to gsmooth and the config says so); "
+                        "transform: Thm 4.2 only; noise: Gaussian l2; ksmooth: §6.3 partitions; "
+                        "gsmooth: Hao et al. (blurs, pixelate)")
+    g.add_argument("--transform", default="rotation",
+                   help="registry transformation (rotation, translation, scaling, brightness, contrast, volume; "
+                        "GSmooth: zoom_blur, defocus_blur, rotational_blur, motion_blur, pixelate, gaussian_blur)")
+    g.add_argument("--interpolation", default="bilinear", choices=["nearest", "bilinear", "bicubic"])
+    g.add_argument("--sigma-gamma", "--sigma1", dest="sigma_gamma", type=_floats, default=None,
+                   help="std of β in the transform's units; one number, or one per dimension (anisotropic, "
+                        "App. B). GSmooth: sigma1 (default: the model card's, else the transform's); for "
+                        "gaussian_blur the scale of --dist")
+    g.add_argument("--sigma-eps", type=_floats, default=0.25, help="std of the inner l2 noise, also of noise smoothing (pixel scale [0,1]; default 0.25)")
+    g.add_argument("--sigma2", type=float, default=None,
+                   help="GSmooth: std of the augmented noise in the semantic layer (pixel scale; default: the "
+                        "model card's, else 0.5)")
+    g.add_argument("--dist", default="exp", choices=["exp", "uniform", "folded_gaussian"],
+                   help="GSmooth, resolvable gaussian_blur: smoothing distribution of the kernel variance")
+    g.add_argument("--surrogate", default=None,
+                   help="GSmooth: surrogate name or file (default: assets/models/surrogate_<transform>.pt)")
+    g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth)")
+    g.add_argument("--q-E-lower", type=_floats, default=None, help="lower confidence bound on q_E for E")
+    g.add_argument("--estimate-E", action="store_true", help="estimate E (q-quantile) on the training split")
+    g.add_argument("--q", type=float, default=0.98, help="target q_E lower bound with --estimate-E (default 0.98)")
+    g.add_argument("--E-samples", type=int, default=2000, help="error samples with --estimate-E (default 2000)")
+    g.add_argument("--E-worst-case", action="store_true", help="E bounds the worst case over C (malicious attacker)")
+    g.add_argument("--attacker-range", type=_floats, default=None,
+                   help="attacker range C as a half-width (e.g. 30 for [-30,30]); default: the transform's. "
+                        "GSmooth: the largest severity ξ_max (default: the surrogate's training range)")
+    g.add_argument("--inner-mode", default="lemma", choices=["lemma", "bonferroni"],
                    help="how the inner tests' error enters (docs/theory.md, Certification)")
-    p.add_argument("--partitions", default="halves", choices=["halves", "channels", "quadrants", "none"])
-    p.add_argument("--preprocess", default="auto", help="preprocessing spec (default: the model card's)")
-    p.add_argument("--sequential", nargs="?", const="looks", default=None, choices=["looks", "mixture"],
+    g.add_argument("--partitions", default="halves", choices=["halves", "channels", "quadrants", "none"])
+    g.add_argument("--sequential", nargs="?", const="looks", default=None, choices=["looks", "mixture"],
                    help="sound early stopping of the inner tests (default schedule: looks)")
-    p.add_argument("--indices", default="0:100", help="START:STOP or a comma list")
-    p.add_argument("--batch-size", type=int, default=1000)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="write the JSON result (summary + rows) to this file")
+
+    g = p.add_argument_group("samples and confidence")
+    g.add_argument("--n0", type=int, default=50, help="selection samples (default 50)")
+    g.add_argument("--n-gamma", type=int, default=100,
+                   help="outer (parameter) samples; also n of transform and gsmooth smoothing (default 100)")
+    g.add_argument("--n-eps", type=_ints, default=200, help="inner noise samples; also n of noise smoothing (default 200)")
+    g.add_argument("--alpha", type=float, default=None, help="sets alpha_gamma, alpha_eps and alpha_E at once "
+                                                             "(default 0.001)")
+    g.add_argument("--alpha-gamma", type=float, default=None,
+                   help="outer failure probability; the alpha of transform and gsmooth smoothing")
+    g.add_argument("--alpha-eps", type=_floats, default=None,
+                   help="inner failure probability; the alpha of noise smoothing (unless --alpha-gamma is given)")
+    g.add_argument("--alpha-E", type=float, default=None)
+    g.add_argument("--batch-size", type=int, default=1000, help="inputs per forward pass (default 1000)")
+    g.add_argument("--seed", type=int, default=0, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
+
+    g = p.add_argument_group("where results go")
+    g.add_argument("--out", default=None,
+                   help="write the JSON result (summary + rows) to this file; rewritten after every row")
+    g.add_argument("--db", default=None,
+                   help="results store (SQLite): every finished row is committed at once; the JSON gives "
+                        "run_id (default with --ray/--resume: $SEMSMOOTH_DB or <data home>/runs.sqlite)")
+    g.add_argument("--name", default=None, help="a name for the run in the results store")
+    g.add_argument("--resume", default=None, metavar="RUN",
+                   help="continue run RUN (id or name) of the results store with its own options; "
+                        "finished indices are skipped (other options except --db/--ray/--out are ignored)")
+    g.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run shards on Ray: a local cluster, or ADDRESS (auto, ray://HOST:10001); "
+                        "needs pip install -r requirements-ray.txt")
+    g.add_argument("--shards", type=int, default=None, help="with --ray: number of shards (default: 4 per worker)")
 
 
 def config_from_args(args) -> dict:
     a = args.alpha if args.alpha is not None else 0.001
-    rng = args.attacker_range
+    a_eps = args.alpha_eps if args.alpha_eps is not None else a
+    a_gamma = args.alpha_gamma if args.alpha_gamma is not None else a
+    if args.smoothing == "noise" and args.alpha_gamma is None and args.alpha_eps is not None:
+        a_gamma = args.alpha_eps  # noise smoothing has one alpha; --alpha-eps names it too
     return {"dataset": args.dataset, "split": args.split, "root": args.root, "model": args.model,
             "device": args.device, "smoothing": args.smoothing, "transform": args.transform,
             "interpolation": args.interpolation, "sigma_gamma": args.sigma_gamma,
             "sigma_eps": args.sigma_eps, "E": args.E, "q_E_lower": args.q_E_lower,
             "estimate_E": args.estimate_E, "q": args.q, "E_samples": args.E_samples,
-            "E_worst_case": args.E_worst_case, "attacker_range": rng,
+            "E_worst_case": args.E_worst_case, "attacker_range": args.attacker_range,
             "n0": args.n0, "n_gamma": args.n_gamma, "n_eps": args.n_eps,
-            "alpha_gamma": args.alpha_gamma if args.alpha_gamma is not None else a,
-            "alpha_eps": args.alpha_eps if args.alpha_eps is not None else a,
+            "alpha_gamma": a_gamma, "alpha_eps": a_eps,
             "alpha_E": args.alpha_E if args.alpha_E is not None else a,
             "inner_mode": args.inner_mode, "partitions": args.partitions, "preprocess": args.preprocess,
-            "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed}
+            "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed,
+            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate}
 
 
-def run(args, progress):
+def select_indices(config: dict, spec: str) -> list[int]:
+    """Dataset indices of ``--indices`` checked against the dataset's size (one-line errors)."""
     from semsmooth_core.data.datasets import load_dataset, parse_indices
-    from semsmooth_core.pipeline import certify_inputs, validate_config
     from semsmooth_core.validation import SemsmoothError
 
-    config = config_from_args(args)
-    validate_config(config)
-    sel = parse_indices(args.indices)
-    x, _ = load_dataset(config["dataset"], split=config["split"], root=config["root"])
-    n = len(x)
+    sel = parse_indices(spec)
+    _, y = load_dataset(config["dataset"], split=config["split"], root=config["root"])
+    n = len(y)
     if sel is None:
         indices = list(range(n))
     elif isinstance(sel, slice):
         if (sel.stop is not None and sel.stop > n) or (sel.start is not None and not 0 <= sel.start < n):
-            raise SemsmoothError(f"indices must select inputs in 0..{n - 1}, got {args.indices}")
+            raise SemsmoothError(f"indices must select inputs in 0..{n - 1}, got {spec}")
         indices = list(range(n))[sel]
     else:
         indices = sel
     if not indices or min(indices) < 0 or max(indices) >= n:
         raise SemsmoothError(f"indices must select inputs in 0..{n - 1}")
-    rows: list[dict] = []
-    summary = certify_inputs(config, indices, rows.append, progress=progress)
-    summary["rows"] = rows
-    if args.out:
+    if len(set(indices)) != len(indices):
+        raise SemsmoothError(f"indices {spec!r} list an input twice")
+    return indices
+
+
+class OutFile:
+    """``--out``: the JSON result rewritten after every finished row (write to a temporary file,
+    then ``os.replace``: a reader or a kill never sees half a file). While the run goes on the
+    file holds the summary of the rows so far, ``"partial": true`` and the rows; at the end, the
+    final result (without ``partial``)."""
+
+    def __init__(self, path: str | None, radius_unit: str | None = None, extra: dict | None = None):
+        self.path = Path(path) if path else None
+        self.rows: list[dict] = []
+        self.extra = dict(extra or {})
+        if self.path is not None:
+            if self.path.is_dir():
+                from semsmooth_core.validation import SemsmoothError
+
+                raise SemsmoothError(f"--out {path} is a folder; give a file name")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def _write(self, obj: dict) -> None:
         from semsmooth_core.cli import _clean, _json_default
 
-        with open(args.out, "w") as fh:
-            json.dump(_clean(summary), fh, default=_json_default, indent=1)
-    return summary
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w") as fh:
+            json.dump(_clean(obj), fh, default=_json_default, indent=1)
+        os.replace(tmp, self.path)
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.path is None:
+            return
+        from semsmooth_core.summary import summarize
+
+        unit = next((r.get("radius_unit") for r in self.rows if r.get("radius_unit")), None)
+        self._write({**summarize(self.rows, radius_unit=unit), **self.extra, "partial": True,
+                     "rows": self.rows})
+
+    def final(self, result: dict) -> None:
+        if self.path is not None:
+            self._write(result)
+
+
+def _rows_of_run(store, run_id: int, fresh: list[dict]) -> list[dict]:
+    """All rows of a run in its index order: the rows certified in this process as they came
+    (with every key), the others as the store keeps them (earlier sessions of a resumed run)."""
+    by_index = {int(r["index"]): r for r in fresh}
+    order = {i: k for k, i in enumerate(store.get_run(run_id)["indices"])}
+    rows = [by_index.get(int(r["index"]), r) for r in store.rows(run_id)]
+    return sorted(rows, key=lambda r: order.get(int(r["index"]), len(order)))
+
+
+def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
+    from semsmooth_core.summary import summarize
+
+    unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), None)
+    out = summarize(rows, radius_unit=unit)
+    out.update({k: v for k, v in summary_meta.items() if k not in out and k != "rows"})
+    out.update(extra)
+    out["rows"] = rows
+    return out
+
+
+def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
+    """Certify the pending inputs of a claimed run, committing each row at once; set the final
+    status (done / cancelled / failed) and return the pipeline's summary of this session."""
+    from semsmooth_core import jobs
+    from semsmooth_core.pipeline import certify_inputs
+    from semsmooth_core.validation import SemsmoothError
+
+    run = store.get_run(run_id)
+    pending = store.pending_indices(run_id)
+    done_before = run["total"] - len(pending)
+
+    def on_row(row):
+        store.add_row(run_id, row)
+        out.add(row)
+
+    def prog(done, total):
+        if progress is not None:
+            progress(done_before + done, run["total"])
+
+    meta: dict = {}
+    try:
+        if pending:
+            meta = certify_inputs(dict(run["params"]), pending, on_row, progress=prog,
+                                  should_stop=jobs._poller(store, run_id))
+    except SemsmoothError as e:
+        store.set_status(run_id, "failed", error=str(e).splitlines()[0])
+        raise
+    except KeyboardInterrupt:
+        store.set_status(run_id, "failed", error="interrupted (Ctrl-C); finished rows are kept")
+        raise
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else ""
+        store.set_status(run_id, "failed", error=f"{type(e).__name__}: {msg}")
+        raise
+    left = len(store.pending_indices(run_id))
+    status = "done" if left == 0 else ("cancelled" if store.cancel_requested(run_id) else "failed")
+    store.set_status(run_id, status, error=None if status != "failed" else f"{left} inputs not certified")
+    return meta
+
+
+def _store_meta(store, run_id: int) -> dict:
+    run = store.get_run(run_id)
+    return {"config": run["params"], "seed": run["seed"], "model_sha256": run["model_sha256"],
+            "environment": run["environment"]}
+
+
+def run(args, progress):
+    from semsmooth_core.pipeline import validate_config
+    from semsmooth_core.validation import SemsmoothError
+
+    if args.resume is not None:
+        return _resume(args, progress)
+    if not args.model:
+        raise SemsmoothError("certify needs --model (a shipped model name or a checkpoint path)")
+    if args.shards is not None and args.ray is None:
+        raise SemsmoothError("--shards only applies with --ray")
+    config = config_from_args(args)
+    valid = validate_config(config)
+    indices = select_indices(valid, args.indices)
+
+    if args.ray is not None:
+        return _on_ray(args, config, indices, progress)
+
+    if args.db is None:
+        from semsmooth_core.pipeline import certify_inputs
+
+        out = OutFile(args.out)
+        summary = certify_inputs(config, indices, out.add, progress=progress)
+        result = _finish(summary, out.rows, {})
+        out.final(result)
+        return result
+
+    from semsmooth_core import jobs
+    from semsmooth_core.runs import Store
+
+    store = Store(args.db)
+    run_id = jobs.create_job(config, indices, store, name=args.name)
+    if store.claim(run_id) is None:
+        raise SemsmoothError(f"run {run_id} was taken by a background worker; follow it with "
+                             f"python -m semsmooth_core runs show {run_id} --db {store.path}")
+    extra = {"run_id": run_id, "db": str(store.path)}
+    out = OutFile(args.out, extra=extra)
+    meta = _run_in_store(store, run_id, progress, out)
+    extra["status"] = store.get_run(run_id)["status"]
+    result = _finish(meta, _rows_of_run(store, run_id, out.rows), extra)
+    out.final(result)
+    return result
+
+
+def _resume(args, progress):
+    from semsmooth_core.runs import Store
+    from semsmooth_core.validation import SemsmoothError
+
+    store = Store(args.db)
+    run_id = store.find_run(args.resume)
+    run = store.get_run(run_id)
+    if run["kind"] != "run":
+        raise SemsmoothError(f"run {run_id} is an imported log; it cannot be resumed")
+    if args.ray is not None:
+        return _on_ray(args, run["params"], run["indices"], progress, store=store, run_id=run_id)
+    store.reap()
+    if store.get_run(run_id)["status"] != "done":
+        store.requeue(run_id)
+        if store.claim(run_id) is None:
+            raise SemsmoothError(f"run {run_id} was taken by a background worker; follow it with "
+                                 f"python -m semsmooth_core runs show {run_id} --db {store.path}")
+    extra = {"run_id": run_id, "db": str(store.path), "resumed": True,
+             "skipped": run["done"]}
+    out = OutFile(args.out, extra=extra)
+    meta = _run_in_store(store, run_id, progress, out) if store.get_run(run_id)["status"] == "running" else {}
+    extra["status"] = store.get_run(run_id)["status"]
+    result = _finish(meta or _store_meta(store, run_id), _rows_of_run(store, run_id, out.rows), extra)
+    out.final(result)
+    return result
+
+
+def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id: int | None = None) -> dict:
+    """``--ray``: shards as Ray tasks (``distributed.run_on_ray``), rows into the store; the same
+    JSON as a local run (summary + rows) plus ``run_id``, ``db``, ``status``, ``shards``."""
+    from semsmooth_core.distributed import import_ray, run_on_ray
+    from semsmooth_core.runs import Store, db_path
+    from semsmooth_core.validation import SemsmoothError
+
+    import_ray()  # the install hint before any run is recorded
+    store = store or Store(db_path(args.db))
+    t0 = time.perf_counter()
+    res = run_on_ray(config, indices, store.path, address=args.ray or None, shards=args.shards,
+                     name=args.name, run_id=run_id, progress=progress)
+    rid = int(res["id"])
+    rows = _rows_of_run(store, rid, [])
+    meta = _store_meta(store, rid)
+    try:
+        from semsmooth_core.pipeline import validate_config
+
+        meta["config"] = validate_config(meta["config"])
+    except SemsmoothError:
+        pass
+    extra = {"run_id": rid, "db": str(store.path), "status": res["status"], "shards": res["shards"],
+             "gpus_per_task": res["gpus_per_task"], "ray_address": args.ray or "local",
+             "wall_seconds": time.perf_counter() - t0}
+    result = _finish(meta, rows, extra)
+    OutFile(args.out).final(result)
+    return result

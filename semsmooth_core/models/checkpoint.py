@@ -54,10 +54,16 @@ def save_checkpoint(path: str | Path, model: nn.Module, arch: str, arch_kwargs: 
     return path
 
 
+def _first_line(e: BaseException) -> str:
+    msg = str(e).strip()
+    return (msg.splitlines()[0] if msg else type(e).__name__)[:160]
+
+
 def _safe_load(path: Path):
     """``torch.load(weights_only=True)``: tensors, containers and primitives only; a file holding
     any other pickled object (a module, a custom class, an ``os.system`` payload) is refused
-    before anything in it runs."""
+    before anything in it runs. Any other failure (a truncated or corrupt file, random bytes, a
+    file that is not a torch file at all) is a one-line SemsmoothError too."""
     if not path.exists():
         raise SemsmoothError(f"checkpoint not found: {path}")
     if not path.is_file():
@@ -68,21 +74,25 @@ def _safe_load(path: Path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
+        if "Unsupported operand" in msg or "invalid load key" in msg.lower():
+            # the bytes are not a pickle at all: random data, a truncated or non-torch file
+            raise SemsmoothError(f"{path.name} is not a torch checkpoint (corrupt, truncated or another "
+                                 "file type)") from None
         if "Weights only load failed" in msg or "Unsupported" in msg or "global" in msg.lower():
             glob = ""
             for line in msg.splitlines():
-                if "Unsupported global" in line or "Unsupported operand" in line:
+                if "Unsupported global" in line:
                     glob = ": " + line.strip().split(":", 1)[-1].strip()[:100]
                     break
             raise SemsmoothError(f"{path.name} contains pickled Python objects{glob}; refused for safety "
                                  "(weights_only=True): save model.state_dict() or a TorchScript file "
                                  "instead") from None
-        first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
-        raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint ({first[:160]})") from None
-    except (RuntimeError, EOFError, ValueError, AttributeError, TypeError, OSError, KeyError,
-            IndexError, UnicodeDecodeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint ({first[:160]})") from None
+        raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint ({_first_line(e)})") from None
+    except MemoryError:
+        raise SemsmoothError(f"{path.name} is not a loadable checkpoint (out of memory while reading it)") from None
+    except Exception as e:  # noqa: BLE001 - torch raises many types for a corrupt or truncated file
+        raise SemsmoothError(f"{path.name} is not a loadable weights-only checkpoint, corrupt or truncated? "
+                             f"({type(e).__name__}: {_first_line(e)})") from None
 
 
 def _examples(keys: list[str], k: int = 3) -> str:
@@ -111,7 +121,7 @@ def load_state_into(model: nn.Module, state_dict: dict, what: str, arch: str | N
         raise SemsmoothError(f"{what} does not match {target}: {'; '.join(parts)}")
     try:
         model.load_state_dict(state_dict, strict=True)
-    except RuntimeError as e:
+    except Exception as e:  # noqa: BLE001 - RuntimeError for sizes/dtypes, others for odd tensors
         msg = str(e).replace("\n", " ").replace("\t", " ")
         raise SemsmoothError(f"{what} does not match {target}: {msg[:200]}") from None
     return model
@@ -122,21 +132,29 @@ def _build(arch: str, arch_kwargs: dict, what: str) -> nn.Module:
         raise SemsmoothError(f"{what}: malformed architecture entry")
     try:
         return build(arch, **arch_kwargs)
+    except SemsmoothError as e:
+        raise SemsmoothError(f"{what}: {e}") from None
     except TypeError as e:
         raise SemsmoothError(f"{what}: architecture {arch!r} does not take {sorted(arch_kwargs)} "
                              f"({str(e)[:100]})") from None
+    except Exception as e:  # noqa: BLE001 - e.g. a negative width: RuntimeError/ValueError in a layer
+        raise SemsmoothError(f"{what}: architecture {arch!r} cannot be built with {arch_kwargs} "
+                             f"({type(e).__name__}: {_first_line(e)[:100]})") from None
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """Load a semsmooth checkpoint (safe: ``weights_only=True``). Returns ``(model.eval(), card)``."""
     path = Path(path)
     obj = _safe_load(path)
+    if isinstance(obj, dict) and str(obj.get("format", "")).startswith("semsmooth-gsmooth-surrogate"):
+        raise SemsmoothError(f"{path.name} is a GSmooth surrogate, not a classifier")
     if not isinstance(obj, dict) or obj.get("format") != FORMAT:
         raise SemsmoothError(f"{path.name} is not a semsmooth checkpoint (use --arch with a plain "
                              "state_dict, or a TorchScript file)")
     model = _build(obj.get("arch"), obj.get("arch_kwargs", {}), path.name)
     load_state_into(model, obj.get("state_dict"), path.name, obj.get("arch"))
-    card = dict(obj.get("card", {}))
+    card = obj.get("card")
+    card = dict(card) if isinstance(card, dict) else {}   # a malformed card is dropped, not fatal
     card.setdefault("arch", obj["arch"])
     card["sha256"] = sha256_file(path)
     return model.to(device).eval(), card

@@ -1,5 +1,10 @@
 """Registry of shipped checkpoints (``assets/models/*.pt`` with a ``.json`` card each) and a
-single entry point, :func:`load_model`, for names, checkpoint paths, state_dicts and TorchScript."""
+single entry point, :func:`load_model`, for names, checkpoint paths, state_dicts and TorchScript.
+
+GSmooth surrogates (``surrogate_*.pt``, card ``"kind": "gsmooth_surrogate"``) also live in
+``assets/models`` but are image-to-image networks, not classifiers: :func:`list_models` leaves
+them out unless asked (``include_surrogates=True``), and :func:`load_model` refuses them with a
+one-line message (load them with ``semsmooth_core.gsmooth.surrogate.load_surrogate``)."""
 
 from __future__ import annotations
 
@@ -15,13 +20,37 @@ from semsmooth_core.paths import models_dir
 from semsmooth_core.validation import SemsmoothError
 
 
-def list_models() -> dict[str, dict]:
-    """Shipped models: name (file stem) -> card (from the JSON beside the checkpoint)."""
+SURROGATE_KIND = "gsmooth_surrogate"
+
+
+def _read_card(card_path: Path) -> dict:
+    """The JSON card beside a checkpoint; an unreadable or malformed card counts as empty."""
+    if not card_path.exists():
+        return {}
+    try:
+        card = json.loads(card_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def is_surrogate(name: str, card: dict | None = None) -> bool:
+    """A GSmooth surrogate (by its card's ``kind``, or by the ``surrogate_`` file-name prefix)."""
+    card = card or {}
+    return card.get("kind") == SURROGATE_KIND or (not card.get("kind") and name.startswith("surrogate_"))
+
+
+def list_models(include_surrogates: bool = False) -> dict[str, dict]:
+    """Shipped models: name (file stem) -> card (from the JSON beside the checkpoint).
+
+    Classifiers only (GSmooth surrogates are left out unless ``include_surrogates``): every name
+    listed here loads with :func:`load_model`."""
     out = {}
     d = models_dir()
     for pt in sorted(d.glob("*.pt")):
-        card_path = pt.with_suffix(".json")
-        card = json.loads(card_path.read_text()) if card_path.exists() else {}
+        card = _read_card(pt.with_suffix(".json"))
+        if not include_surrogates and is_surrogate(pt.stem, card):
+            continue
         out[pt.stem] = card
     return out
 
@@ -60,13 +89,24 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", arch: str 
             raise SemsmoothError(f"no model {name_or_path!r}: not a file and not a shipped model ({shipped})")
     if not p.is_file():
         raise SemsmoothError(f"{p} is not a file (a checkpoint .pt or a TorchScript file)")
-    if arch:
-        return load_state_dict_file(p, arch, device=device, **arch_kwargs)
-    if _is_torchscript(p):
-        return load_torchscript(p, device)
-    model, card = load_checkpoint(p, device)
+    if p.suffix == ".pt" and is_surrogate(p.stem, _read_card(p.with_suffix(".json"))):
+        raise SemsmoothError(f"{p.stem} is a GSmooth surrogate, not a classifier (certify against "
+                             f"{p.stem.removeprefix('surrogate_')} with a classifier such as "
+                             f"gsmooth_{p.stem.removeprefix('surrogate_')}_cnn)")
+    try:
+        if arch:
+            return load_state_dict_file(p, arch, device=device, **arch_kwargs)
+        if _is_torchscript(p):
+            return load_torchscript(p, device)
+        model, card = load_checkpoint(p, device)
+    except SemsmoothError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the last net: any failure of a bad file is one line
+        msg = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+        raise SemsmoothError(f"{p.name} could not be loaded as a model ({type(e).__name__}"
+                             f"{': ' + msg if msg else ''})") from None
     card.setdefault("name", p.stem)
     return model, card
 
 
-__all__ = ["list_models", "model_card", "load_model", "FORMAT"]
+__all__ = ["list_models", "model_card", "load_model", "is_surrogate", "FORMAT"]
