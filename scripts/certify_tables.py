@@ -1,138 +1,345 @@
-"""Fischer Tables 2/3-style tables on the embedded MNIST held-out set: rotation and translation,
-bilinear and bicubic, double smoothing through the shared runner (``pipeline.certify_inputs``, the
-code behind ``python -m semsmooth_core certify``).
+"""Fischer Tables 2/3-style certification tables on the embedded MNIST held-out set: double
+smoothing (Fischer §6.2) of rotation and translation, bilinear and bicubic, through the shared
+runner ``pipeline.certify_inputs`` (the code behind ``python -m semsmooth_core certify``).
 
-For each (transform, interpolation): E at quantile ``--q`` of ‖ε‖₂ is estimated on the TRAINING
-split with the model's preprocessing (``pipeline.estimate_E``; Fischer §6, Tables 1/4), then
-``--images`` evenly spaced held-out digits are certified. Columns as the paper: f acc. (base
-model, clean), g acc. (certified, radius > 0), radius percentiles 25/50/75 over certified-correct
-images († = clipped to the attacker range C), seconds per image, n_γ, n_ε, α; plus certified
-accuracy at the radius ``--at`` (degrees for rotation, pixels for translation) and E, q̲_E, ρ.
+One table, several rows. Each invocation certifies one model for every (transform,
+interpolation) pair asked for and stores the rows in ``--out`` (JSON) next to the rows of earlier
+invocations (a row with the same model weights (sha256), transform, interpolation and settings is replaced; ``--fresh``
+starts a new table); ``--out`` with ``.md`` holds the rendered table, every row pointing to the
+exact command that made it. Both files are rewritten after EVERY finished image, so a run cut
+short keeps its rows (marked "k/N" in the images column).
 
-    OMP_NUM_THREADS=1 python scripts/certify_tables.py --model mnist_cnn_rot_noise025 --images 20
+E and q̲_E are fixed BEFORE certifying, from the error estimator on the TRAINING split with the
+same transform, interpolation, σ_γ, attacker range C and preprocessing (never from the images
+being certified): from an ``--E-json`` file (``python -m semsmooth_core estimate-error ... --split
+train --json``) or, when none matches, estimated here by that same command (``--E-samples``,
+``--q``, ``--E-seed``) and saved as ``<out>.E.<transform>_<interp>_<preprocess>.json`` (its
+``command`` key rebuilds it; later runs reuse it). An E out of reach of the inner smoothing at
+these n's (planner dead end) becomes a "dead end" row instead of a run.
 
-Writes benchmarks/results/certify_tables_<model>.json and .md. Rotation: σ_γ = 30°, C = [-30°, 30°]
-(default), translation: σ_γ = 4 px, C = [-4, 4]² (the paper's MNIST Table 3/4 setting).
+Images: the held-out split is sorted by class, so ``--indices 0:1000:10`` (100 images, 10 per
+class) is certified in an interleaved order (0, 100, ..., 900, 10, 110, ...): every prefix of
+10·k finished images holds k images of each class. Each image has its own generator seeded by
+(seed, index), so the order does not change any row.
+
+Columns (as the paper's Tables 2/3, plus what the certificate depends on): model, transform
+(unit), interpolation I, preprocessing P, σ_γ, C, σ_ε, E (q̲_E), ρ (Lemma 4.3), α_γ / α_ε / α_E,
+f acc. (base model, clean), g acc. (smoothed: correct, not abstained), certified accuracy at
+radius ``--at``, radius percentiles 25/50/75 over certified-correct images († = at the attacker
+range C, i.e. clipped), seconds and forward passes per image, n0, n_γ, n_ε, sequential inner
+tests, images.
+
+    # rotation (σ_γ 30°, C ±30°, at 20°), 100 images, E from a file:
+    OMP_NUM_THREADS=1 python scripts/certify_tables.py --model mnist_cnn_rot_vg_noise030 \\
+        --transforms rotation --interpolations bilinear --indices 0:1000:10 \\
+        --E-json benchmarks/results/certify_rotation_vg.E.json --out benchmarks/results/certify_tables.json
+    # translation (σ_γ 4 px, C ±4 px per axis, at 2 px), 50 images, E estimated on the train split:
+    OMP_NUM_THREADS=1 python scripts/certify_tables.py --model mnist_cnn_trans_g_noise030 \\
+        --transforms translation --interpolations bicubic --indices 0:1000:20 --out benchmarks/results/certify_tables.json
+    # re-render the .md only; add a row from an older run file (config + rows + command):
+    python scripts/certify_tables.py --render --out benchmarks/results/certify_tables.json \\
+        --import benchmarks/results/certify_rotation_vg.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
+import shlex
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+# the paper's MNIST settings (Fischer Tables 2-4): σ_γ, attacker range C = [-C, C] per dimension,
+# and the radius at which certified accuracy is reported
 CONFIGS = {"rotation": {"sigma_gamma": 30.0, "C": 30.0, "at": 20.0},
            "translation": {"sigma_gamma": 4.0, "C": 4.0, "at": 2.0}}
+DIMS = {"rotation": 1, "translation": 2}
+UNITS = {"rotation": "deg", "translation": "px"}
+
+
+def interleave(indices: list[int], groups: int = 10) -> list[int]:
+    """[0,10,...,990] -> [0,100,...,900,10,110,...]: class-balanced prefixes on a sorted split."""
+    k = max(1, len(indices) // groups)
+    return [indices[g * k + j] for j in range(k) for g in range(groups) if g * k + j < len(indices)] + \
+        indices[groups * k:]
+
+
+def order_of(spec: str, n_data: int = 1000, sequential_order: bool = False) -> list[int]:
+    from semsmooth_core.data.datasets import parse_indices
+
+    sel = parse_indices(spec)
+    idx = list(range(n_data))[sel] if isinstance(sel, slice) else [int(i) for i in sel]
+    return idx if sequential_order else interleave(idx)
+
+
+# ---------------------------------------------------------------------------------------------
+# E: from a file or from ``estimate-error`` on the training split
+
+
+def e_args(transform: str, interp: str, sigma: float, C: float, preprocess: str, samples: int, q: float,
+           alpha_E: float, seed: int) -> list[str]:
+    return ["--dataset", "mnist", "--split", "train", "--transform", transform, "--interpolation", interp,
+            "--sigma", f"{sigma:g}", "--range", f"{C:g}", "--samples", str(samples), "--preprocess", preprocess,
+            "--q", f"{q:g}", "--alpha-E", f"{alpha_E:g}", "--seed", str(seed)]
+
+
+def e_matches(est: dict, transform: str, interp: str, sigma: float, C: float, preprocess: str) -> bool:
+    s = est.get("setup") or {}
+    d = DIMS[transform]
+    return (est.get("split") == "train" and s.get("transform") == transform and s.get("interpolation") == interp
+            and [float(v) for v in s.get("sigma", [])] == [float(sigma)] * d
+            and [[float(a), float(b)] for a, b in (s.get("C") or [])] == [[-float(C), float(C)]] * d
+            and s.get("preprocess") == preprocess and s.get("quantize", True) and s.get("norm", "whole") == "whole"
+            and float(s.get("upscale", 1.0)) == 1.0)
+
+
+def resolve_E(a, transform: str, interp: str, sigma: float, C: float, preprocess: str, out: Path) -> dict:
+    """The E estimate for one row: the first matching --E-json file, else the cached or a fresh
+    ``estimate-error`` run on the train split saved next to ``out``."""
+    for f in a.E_json or []:
+        est = json.loads(Path(f).read_text())
+        if e_matches(est, transform, interp, sigma, C, preprocess):
+            return {"file": str(f), **est}
+    safe = re.sub(r"[^A-Za-z0-9.]+", "-", preprocess)
+    cache = out.parent / f"{out.stem}.E.{transform}_{interp}_{safe}.json"
+    args = e_args(transform, interp, sigma, C, preprocess, a.E_samples, a.q, a.alpha_E, a.E_seed)
+    cmd = "python -m semsmooth_core estimate-error " + shlex.join(args) + " --json"
+    if cache.exists():
+        est = json.loads(cache.read_text())
+        if est.get("command") == cmd and e_matches(est, transform, interp, sigma, C, preprocess):
+            return {"file": str(cache.relative_to(ROOT) if cache.is_relative_to(ROOT) else cache), **est}
+    from semsmooth_core.commands import estimate_error
+
+    p = argparse.ArgumentParser()
+    estimate_error.add_arguments(p)
+    est = estimate_error.run(p.parse_args(args), None)
+    est["command"] = cmd
+    cache.write_text(json.dumps(est, indent=1, default=float))
+    print(f"E estimate {transform} {interp} {preprocess}: E={est['E']:.4f} q_E_lower={est['q_E_lower']:.4f} "
+          f"-> {cache}", file=sys.stderr, flush=True)
+    return {"file": str(cache.relative_to(ROOT) if cache.is_relative_to(ROOT) else cache), **est}
+
+
+# ---------------------------------------------------------------------------------------------
+# table records
+
+
+def record(cfg: dict, rows: list[dict], *, command: str, E_est: dict | None, at: float, C: float,
+           planned: list[int], finished: bool, extra: dict | None = None) -> dict:
+    from semsmooth_core.summary import certified_accuracy, summarize
+
+    s = summarize(rows, radius_unit=rows[0]["radius_unit"] if rows else None)
+    rp = s.get("radius_percentiles") or {"25": None, "50": None, "75": None}
+    rec = {"model": cfg["model"], "transform": cfg["transform"], "interpolation": cfg["interpolation"],
+           "preprocess": cfg.get("preprocess"), "sigma_gamma": cfg["sigma_gamma"], "C": C,
+           "sigma_eps": cfg["sigma_eps"], "E": cfg.get("E"), "q_E_lower": cfg.get("q_E_lower"),
+           "rho": rows[0]["rho"] if rows else None, "alpha_gamma": cfg["alpha_gamma"],
+           "alpha_eps": cfg["alpha_eps"], "alpha_E": cfg["alpha_E"], "n0": cfg["n0"], "n_gamma": cfg["n_gamma"],
+           "n_eps": cfg["n_eps"], "sequential": cfg.get("sequential"), "unit": s.get("radius_unit"),
+           "f_acc": s.get("clean_accuracy"), "g_acc": s.get("certified_accuracy"), "at": at,
+           "cert_acc_at": certified_accuracy(rows, at) if rows else None, "radius_percentiles": rp,
+           "clipped": {p: (v is not None and v >= C - 1e-9) for p, v in rp.items()},
+           "clipped_rate": (sum(bool(r.get("clipped")) for r in rows) / len(rows)) if rows else None,
+           "abstain_rate": s.get("abstain_rate"), "seconds_per_image": s.get("seconds_per_input"),
+           "forward_passes_per_image": s.get("forward_passes_per_input"), "images": len(rows),
+           "images_planned": len(planned), "finished": finished, "command": command,
+           "E_source": None if E_est is None else {
+               "file": E_est.get("file"), "command": E_est.get("command"),
+               **{k: E_est.get(k) for k in ("E", "q_E", "q_E_lower", "n", "alpha_E", "seed", "split", "quantiles")}},
+           "indices_planned": planned, "config": cfg, "rows": rows}
+    rec.update(extra or {})
+    return rec
+
+
+KEY = ("model", "model_sha256", "transform", "interpolation", "preprocess", "sigma_gamma", "C", "sigma_eps", "n0",
+       "n_gamma", "n_eps", "sequential", "alpha_gamma", "alpha_eps", "alpha_E")
+
+
+def key(rec: dict) -> tuple:
+    """Rows of the same model weights and settings replace each other; anything else adds a row."""
+    return tuple(str(rec.get(k)) for k in KEY)
+
+
+def import_old(path: str) -> dict:
+    """A record from an older single-row run file (config, rows, command, E_command, at, C)."""
+    d = json.loads(Path(path).read_text())
+    cfg = d["config"]
+    E_est = dict(d.get("E_estimate") or {})
+    E_est.update({"file": d.get("E_file"), "command": d.get("E_command")})
+    return record(cfg, d["rows"], command=d["command"], E_est=E_est, at=float(d.get("at", 20.0)),
+                  C=float(d.get("C", cfg["attacker_range"][0][1])), planned=d.get("indices_planned", []),
+                  finished=bool(d.get("finished", True)),
+                  extra={"imported_from": path, "wall_seconds": d.get("wall_seconds"),
+                         "model_sha256": d.get("model_sha256"), "environment": d.get("environment")})
+
+
+def markdown(records: list[dict]) -> str:
+    def f(v, clip=False):
+        return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}{'†' if clip else ''}"
+
+    cmds: list[str] = []
+    lines = ["| model | transform | I | P | σ_γ | C | σ_ε | E (q̲_E) | ρ | α_γ / α_ε / α_E | f acc. | g acc. | "
+             "cert. acc. @r | 25th | 50th | 75th | T [s/img] | fwd/img | n0 | n_γ | n_ε | seq. | images | cmd |",
+             "|" + "---|" * 24]
+    for r in records:
+        if r["command"] not in cmds:
+            cmds.append(r["command"])
+        ref = f"[{cmds.index(r['command']) + 1}]"
+        u = UNITS.get(r["transform"], "")
+        sha = f" ({r['model_sha256'][:7]})" if r.get("model_sha256") else ""
+        head = f"| {Path(str(r['model'])).stem}{sha} | {r['transform']} ({u}) | {r['interpolation'][:3]}. | {r.get('preprocess')} | "
+        if "error" in r:
+            lines.append(head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | "
+                         f"{r['E']:.3f} ({r['q_E_lower']:.3f}) | dead end: {r['error']} |" + " |" * 14 + f" {ref} |")
+            continue
+        c, p = r["clipped"], r["radius_percentiles"]
+        imgs = f"{r['images']}" if r["finished"] else f"{r['images']}/{r['images_planned']}"
+        lines.append(
+            head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {r['E']:.3f} ({r['q_E_lower']:.3f}) | "
+            f"{f(r['rho'])} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
+            f"{f(r['g_acc'])} | {f(r['cert_acc_at'])} @{r['at']:g} | {f(p['25'], c['25'])} | {f(p['50'], c['50'])} | "
+            f"{f(p['75'], c['75'])} | {'–' if r['seconds_per_image'] is None else format(r['seconds_per_image'], '.1f')} | "
+            f"{r['forward_passes_per_image']:.0f} | {r['n0']} | {r['n_gamma']} | {r['n_eps']} | "
+            f"{r['sequential'] or 'off'} | {imgs} | {ref} |")
+    lines += ["", "Radius percentiles over certified-correct images; † = at the attacker range C (the radius is "
+              "clipped to C, as in the paper). cert. acc. @r: correct and radius ≥ r. T: seconds per image on "
+              "this CPU (threads in the command). images k/N: run still going or stopped after k of N.", ""]
+    for i, cmd in enumerate(cmds, 1):
+        note = (" (scripts/certify_rotation_vg.py has since been merged into scripts/certify_tables.py: same "
+                "runner, options and E file)") if "certify_rotation_vg.py" in cmd else ""
+        lines.append(f"[{i}] `{cmd}`{note}")
+        es = [r["E_source"] for r in records if r["command"] == cmd and r.get("E_source")]
+        for e in es:
+            if e.get("command"):
+                lines.append(f"    E{' (' + e['file'] + ')' if e.get('file') else ''}: `{e['command']}`")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main() -> None:
-    from semsmooth_core import pipeline
-    from semsmooth_core.summary import certified_accuracy
-
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="mnist_cnn_rot_noise025")
-    ap.add_argument("--transforms", default="rotation,translation")
-    ap.add_argument("--interpolations", default="bilinear,bicubic")
-    ap.add_argument("--images", type=int, default=20)
+    ap.add_argument("--model", default="mnist_cnn_rot_vg_noise030", help="shipped name or checkpoint path")
+    ap.add_argument("--transforms", default="rotation", help="comma list: rotation, translation")
+    ap.add_argument("--interpolations", default="bilinear", help="comma list: bilinear, bicubic, nearest")
+    ap.add_argument("--indices", default="0:1000:10", help="held-out indices START:STOP:STEP or a comma list")
+    ap.add_argument("--sequential-order", action="store_true", help="certify in index order (no interleaving)")
+    ap.add_argument("--sigma-gamma", type=float, default=None, help="default: 30 deg rotation, 4 px translation")
+    ap.add_argument("--range", type=float, default=None, help="attacker range C=[-R,R] per dimension "
+                    "(radius clipped to R); default 30 deg / 4 px")
+    ap.add_argument("--at", type=float, default=None, help="certified accuracy at this radius (default 20 deg / 2 px)")
     ap.add_argument("--sigma-eps", type=float, default=None, help="default: the model card's sigma_eps")
-    ap.add_argument("--preprocess", default="auto")
-    ap.add_argument("--q", type=float, default=0.95)
-    ap.add_argument("--E-samples", type=int, default=3000)
-    ap.add_argument("--n0", type=int, default=20)
+    ap.add_argument("--preprocess", default="auto", help="default: the model card's preprocessing")
+    ap.add_argument("--E-json", action="append", default=None,
+                    help="estimate-error --json output on the train split (repeatable; matched per row)")
+    ap.add_argument("--q", type=float, default=0.95, help="E estimated here: q̲_E target (default 0.95)")
+    ap.add_argument("--E-samples", type=int, default=20000)
+    ap.add_argument("--E-seed", type=int, default=0)
+    ap.add_argument("--n0", type=int, default=50)
     ap.add_argument("--n-gamma", type=int, default=100)
     ap.add_argument("--n-eps", type=int, default=200)
     ap.add_argument("--alpha-gamma", type=float, default=0.001)
     ap.add_argument("--alpha-eps", type=float, default=0.001)
     ap.add_argument("--alpha-E", type=float, default=0.001)
-    ap.add_argument("--sequential", default="looks", help="looks | mixture | off")
-    ap.add_argument("--rotation-sigma", type=float, default=None)
-    ap.add_argument("--rotation-range", type=float, default=None)
+    ap.add_argument("--sequential", default="looks", help="sequential inner tests: looks | mixture | off")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "certify_tables.json"))
+    ap.add_argument("--fresh", action="store_true", help="start a new table instead of adding rows to --out")
+    ap.add_argument("--import", dest="imports", action="append", default=[],
+                    help="add a row from an older single-row run file (config, rows, command)")
+    ap.add_argument("--render", action="store_true", help="only (re)write the table from --out (and --import)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    from semsmooth_core import pipeline
     from semsmooth_core.models import load_model
+    from semsmooth_core.runs import model_sha256
+    from semsmooth_core.validation import SemsmoothError
+
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table = {"records": []}
+    if out.exists() and not a.fresh:
+        table = json.loads(out.read_text())
+    records: list[dict] = table["records"]
+
+    def put(rec: dict) -> None:
+        for i, r in enumerate(records):
+            if key(r) == key(rec):
+                records[i] = rec
+                break
+        else:
+            records.append(rec)
+
+    def write() -> None:
+        out.write_text(json.dumps({"records": records}, indent=1, default=float))
+        out.with_suffix(".md").write_text(markdown(records))
+
+    for path in a.imports:
+        put(import_old(path))
+    if a.render:
+        write()
+        print(out.with_suffix(".md").read_text())
+        return
 
     _, card = load_model(a.model)
+    card = card or {}
     sigma_eps = a.sigma_eps or float(card.get("sigma_eps") or (card.get("augmentation") or {}).get(
         "gaussian_noise_sigma") or 0.25)
-    indices = np.linspace(0, 999, a.images).astype(int).tolist()
-    results = []
+    preprocess = a.preprocess
+    if preprocess == "auto":
+        preprocess = card.get("preprocess") or (card.get("augmentation") or {}).get("preprocess") or "none"
+    order = order_of(a.indices, sequential_order=a.sequential_order)
+    cmd = f"OMP_NUM_THREADS={a.threads} python scripts/certify_tables.py " + shlex.join(sys.argv[1:])
     for tname in a.transforms.split(","):
-        cfgt = dict(CONFIGS[tname])
-        if tname == "rotation":
-            cfgt["sigma_gamma"] = a.rotation_sigma or cfgt["sigma_gamma"]
-            cfgt["C"] = a.rotation_range or cfgt["C"]
+        dflt = CONFIGS[tname]
+        sg = a.sigma_gamma or dflt["sigma_gamma"]
+        C = a.range or dflt["C"]
+        at = a.at if a.at is not None else dflt["at"]
         for interp in a.interpolations.split(","):
-            dim = 2 if tname == "translation" else 1
-            cfg = {"model": a.model, "transform": tname, "interpolation": interp,
-                   "sigma_gamma": cfgt["sigma_gamma"], "sigma_eps": sigma_eps, "estimate_E": True, "q": a.q,
-                   "E_samples": a.E_samples, "attacker_range": [[-cfgt["C"], cfgt["C"]]] * dim,
-                   "n0": a.n0, "n_gamma": a.n_gamma, "n_eps": a.n_eps, "alpha_gamma": a.alpha_gamma,
-                   "alpha_eps": a.alpha_eps, "alpha_E": a.alpha_E, "preprocess": a.preprocess,
+            est = resolve_E(a, tname, interp, sg, C, preprocess, out)
+            cfg = {"model": a.model, "transform": tname, "interpolation": interp, "sigma_gamma": sg,
+                   "sigma_eps": sigma_eps, "E": float(est["E"]), "q_E_lower": float(est["q_E_lower"]),
+                   "attacker_range": [[-C, C]] * DIMS[tname], "n0": a.n0, "n_gamma": a.n_gamma,
+                   "n_eps": a.n_eps, "alpha_gamma": a.alpha_gamma, "alpha_eps": a.alpha_eps,
+                   "alpha_E": a.alpha_E, "preprocess": preprocess,
                    "sequential": None if a.sequential == "off" else a.sequential, "seed": a.seed}
-            rows = []
-            t0 = time.perf_counter()
+            extra = {"threads": a.threads, "model_card_accuracy": card.get("heldout_clean_accuracy"),
+                     "model_sha256": model_sha256(a.model)}
             try:
-                s = pipeline.certify_inputs(cfg, indices, rows.append)
-            except Exception as e:  # a dead end (E out of reach) is a result too
-                results.append({"transform": tname, "interpolation": interp, "error": str(e).splitlines()[0]})
-                print(f"{tname} {interp}: {e}", file=sys.stderr)
+                pipeline.validate_config(cfg)
+            except SemsmoothError as e:  # a dead end (E out of reach) is a result too
+                put(record(cfg, [], command=cmd, E_est=est, at=at, C=C, planned=order, finished=True,
+                           extra={**extra, "error": str(e).splitlines()[0]}))
+                write()
+                print(f"{tname} {interp}: dead end: {e}", file=sys.stderr, flush=True)
                 continue
-            at = cfgt["at"]
-            rp = s["radius_percentiles"]
-            clipped = {p: any(r["clipped"] and abs(r["radius"] - (rp[p] or -1)) < 1e-9 for r in rows) for p in rp}
-            res = {"transform": tname, "interpolation": interp, "sigma_gamma": cfgt["sigma_gamma"],
-                   "C": cfgt["C"], "unit": s.get("radius_unit"), "sigma_eps": sigma_eps,
-                   "E": s["E_estimate"]["E"], "q_E_lower": s["E_estimate"]["q_E_lower"], "rho": s.get("rho"),
-                   "alpha_gamma": a.alpha_gamma, "f_acc": s["clean_accuracy"], "g_acc": s["certified_accuracy"],
-                   f"cert_acc_at_{at:g}": certified_accuracy(rows, at), "at": at,
-                   "radius_percentiles": rp, "clipped": clipped, "seconds_per_image": s["seconds_per_input"],
-                   "forward_passes_per_image": s["forward_passes_per_input"], "n_gamma": a.n_gamma,
-                   "n_eps": a.n_eps, "images": len(rows), "preprocess": s["config"]["preprocess"],
-                   "sequential": cfg["sequential"], "wall_seconds": time.perf_counter() - t0, "rows": rows}
-            results.append(res)
-            print(f"{tname} {interp}: E={res['E']:.3f} f={res['f_acc']:.2f} g={res['g_acc']:.2f} "
-                  f"@{at:g}={res[f'cert_acc_at_{at:g}']:.2f} {rp} {res['seconds_per_image']:.1f}s/img", file=sys.stderr)
-    name = Path(a.model).stem
-    out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"certify_tables_{name}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = "OMP_NUM_THREADS=1 python scripts/certify_tables.py " + " ".join(sys.argv[1:])
-    out.write_text(json.dumps({"model": a.model, "command": cmd, "indices": indices, "results": results},
-                              indent=1, default=float))
-    out.with_suffix(".md").write_text(markdown(results, cmd))
-    print(markdown(results, cmd))
+            rows: list[dict] = []
+            t0 = time.perf_counter()
 
+            def on_row(row: dict) -> None:
+                rows.append(row)
+                put(record(cfg, rows, command=cmd, E_est=est, at=at, C=C, planned=order, finished=False,
+                           extra={**extra, "wall_seconds": time.perf_counter() - t0}))
+                write()
+                print(f"{tname} {interp} [{len(rows)}/{len(order)}] idx {row['index']} y={row['label']} "
+                      f"pred={row['prediction']} r={row['radius']:.2f} p={row['p_lower']:.3f} "
+                      f"{row['seconds']:.1f}s", file=sys.stderr, flush=True)
 
-def markdown(results, cmd) -> str:
-    def fmt(v, clipped):
-        return "–" if v is None else f"{v:.2f}{'†' if clipped else ''}"
-
-    lines = [f"`{cmd}`", "",
-             "| transform | I | σ_γ | C | E (q̲_E) | α_γ | f acc. | g acc. | cert. acc. @r | 25th | 50th | 75th | T [s] | fwd/img | n_γ | n_ε | images |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        if "error" in r:
-            lines.append(f"| {r['transform']} | {r['interpolation'][:3]}. | | | | | | | dead end: {r['error']} | | | | | | | | |")
-            continue
-        p, c = r["radius_percentiles"], r["clipped"]
-        at = r["at"]
-        lines.append(
-            f"| {r['transform']} ({r['unit']}) | {r['interpolation'][:3]}. | {r['sigma_gamma']:g} | ±{r['C']:g} | "
-            f"{r['E']:.3f} ({r['q_E_lower']:.3f}) | {r['alpha_gamma']:g} | {r['f_acc']:.2f} | {r['g_acc']:.2f} | "
-            f"{r[f'cert_acc_at_{at:g}']:.2f} @{at:g} | {fmt(p['25'], c['25'])} | {fmt(p['50'], c['50'])} | "
-            f"{fmt(p['75'], c['75'])} | {r['seconds_per_image']:.1f} | {r['forward_passes_per_image']:.0f} | "
-            f"{r['n_gamma']} | {r['n_eps']} | {r['images']} |")
-    return "\n".join(lines) + "\n"
+            final = pipeline.certify_inputs(cfg, order, on_row)
+            put(record(final["config"], rows, command=cmd, E_est=est, at=at, C=C, planned=order,
+                       finished=not final.get("stopped"),
+                       extra={**extra, "wall_seconds": time.perf_counter() - t0,
+                              "environment": final.get("environment")}))
+            write()
+    print(out.with_suffix(".md").read_text())
 
 
 if __name__ == "__main__":
