@@ -13,7 +13,9 @@ from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, est
 from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
+from semsmooth_core.smoothing import certify_transform
 from semsmooth_core.transforms import get
+from semsmooth_core.transforms.photometric import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
 
 N_SHOW = 6
@@ -184,3 +186,51 @@ if "gs_grid" in st.session_state:
     st.plotly_chart(hm, width="stretch")
     st.caption("Small n and few images: a demonstration of the trade-off (larger σ₂ lowers M but also the "
                "accuracy of the base classifier), not a benchmark — see scripts/gsmooth_tables.py.")
+
+st.subheader("Resolvable: brightness + contrast (closed-form radius)")
+st.markdown(
+    "ψ_{c,b}(x) = m(x) + e^c (x − m(x)) + b (c: log-contrast, b: offset in pixel scale, m: the image mean) "
+    "composes additively, so no surrogate is needed: parameter smoothing with β ~ N(0, diag(σ_c², σ_b²)) "
+    "certifies the ellipse **(c/σ_c)² + (b/σ_b)² < Φ⁻¹(p̲_A)²** exactly (Fischer Thm 4.2 / App. B; GSmooth "
+    "Thm 1 with M = I) for the ideal transform; the largest box |c|, |b| ≤ a inside it is GSmooth's ‖α‖_∞ "
+    "radius. Clamping and 8-bit rounding are not covered here (double smoothing's E covers them).")
+r1, r2, r3, r4 = st.columns(4)
+bc_sc = r1.number_input("σ_c (log-factor)", value=0.5, format="%.3f", key="gs_bc_sc")
+bc_sb = r2.number_input("σ_b (pixel scale)", value=0.3, format="%.3f", key="gs_bc_sb")
+bc_n = r3.number_input("n (estimation)", value=500, step=100, key="gs_bc_n")
+bc_model = r4.text_input("model", value="mnist_cnn_noise025", key="gs_bc_model")
+if st.button("Certify brightness + contrast", key="gs_bc_go"):
+    try:
+        sig = [check_sigma(bc_sc, "σ_c"), check_sigma(bc_sb, "σ_b")]
+        n0, n = check_n0_n(max(1, int(bc_n) // 10), bc_n)
+        model, _card = cached_model(bc_model)
+        bar = st.progress(0.0, text="Sampling")
+        cert = certify_transform(model, x, "brightness_contrast", sig, n0, n, 0.001, generator=generator(17),
+                                 progress=progress_callback(bar), quantize=False)
+        st.session_state["gs_bc"] = (caption, sig, cert, box_halfwidth(cert.radius, sig))
+    except SemsmoothError as e:
+        show_error(e)
+if "gs_bc" in st.session_state:
+    cap, sig, cert, box_a = st.session_state["gs_bc"]
+    b1, b2, b3, b4 = st.columns(4)
+    b1.metric("prediction", "abstain" if cert.abstained else str(cert.label))
+    b2.metric("p̲_A", f"{cert.p_lower:.4f}")
+    axes = cert.extra.get("axis_radii", [cert.radius, cert.radius])
+    b3.metric("ellipse semi-axes (c, b)", f"{axes[0]:.3g}, {axes[1]:.3g}")
+    b4.metric("box ‖(c, b)‖_∞ <", f"{box_a:.3g}")
+    st.caption(f"{cap}; σ = ({sig[0]:g}, {sig[1]:g}), n = {cert.extra['n']}, α = 0.001, "
+               f"Mahalanobis radius {cert.radius:.3g}.")
+    if not cert.abstained:
+        ang = torch.linspace(0, 2 * torch.pi, 181)
+        ell = go.Figure(go.Scatter(x=(axes[0] * torch.cos(ang)).tolist(), y=(axes[1] * torch.sin(ang)).tolist(),
+                                   fill="toself", name="certified ellipse"))
+        ell.add_shape(type="rect", x0=-box_a, y0=-box_a, x1=box_a, y1=box_a, line=dict(dash="dash"))
+        ell.update_layout(xaxis_title="c (log-factor)", yaxis_title="b (pixel scale)", height=300,
+                          margin=dict(l=10, r=10, t=10, b=10), yaxis_scaleanchor="x")
+        st.plotly_chart(ell, width="stretch")
+        bc = get("brightness_contrast")
+        corners = torch.tensor([[box_a, box_a], [box_a, -box_a], [-box_a, box_a], [-box_a, -box_a]])
+        imgs = bc(x[None].expand(4, *x.shape), corners)
+        cols = st.columns(4)
+        for i in range(4):
+            cols[i].image(tensor_to_image(imgs[i], 96), caption=f"c={corners[i, 0]:+.2f}, b={corners[i, 1]:+.2f}")

@@ -1,7 +1,10 @@
 """GSmooth tables on the embedded MNIST held-out split (planned for a 2-core CPU: minutes).
 
 Table 1 form: certified accuracy at stated radii per transformation — resolvable (Gaussian blur
-over the kernel variance with exponential / uniform / folded-Gaussian smoothing, TSS radii) and
+over the kernel variance with exponential / uniform / folded-Gaussian smoothing, TSS radii;
+brightness, contrast and the 2-D brightness + contrast by parameter smoothing, Fischer Thm 4.2 /
+App. B, on the ideal transform: the 2-D row states ‖(c, b)‖_∞ < a, the largest box inside the
+certified Mahalanobis ellipse, as GSmooth's Table 1 does) and
 non-resolvable (zoom / defocus / rotational / motion blur, pixelate: GSmooth surrogate + augmented noise,
 corrected radius R_r of Thm 3; the surrogate radius R beside it).
 Table 2 form: empirical accuracy under a search of the REAL transformation inside the stated
@@ -10,6 +13,8 @@ that broke.
 
     OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py            # ~10-15 min on the shared 2-core CPU
     python scripts/gsmooth_tables.py --images 12 --n 300 --attack-images 6   # ~2 min
+    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections photometric  # only those rows (~2 min),
+                                                    # merged into the existing --out JSON / --md table
 
 Writes JSON (``--out``) and prints the two tables as Markdown.
 """
@@ -17,9 +22,11 @@ Writes JSON (``--out``) and prints the two tables as Markdown.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import time
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import torch
@@ -32,7 +39,9 @@ from semsmooth_core.gsmooth.experiments import accuracy_at, attack_rows, certify
 from semsmooth_core.gsmooth.surrogate import load_surrogate  # noqa: E402
 from semsmooth_core.models import load_model  # noqa: E402
 from semsmooth_core.repro import environment, seed_everything  # noqa: E402
+from semsmooth_core.smoothing import certify_transform  # noqa: E402
 from semsmooth_core.transforms import get  # noqa: E402
+from semsmooth_core.transforms.photometric import box_halfwidth  # noqa: E402
 
 # stated radii per transformation (transform units), chosen on the scale of what the method certifies
 NONRES_RADII = {"zoom_blur": [0.0, 0.01, 0.02, 0.03], "defocus_blur": [0.0, 0.1, 0.15, 0.3],
@@ -41,6 +50,43 @@ NONRES_RADII = {"zoom_blur": [0.0, 0.01, 0.02, 0.03], "defocus_blur": [0.0, 0.1,
 ATTACK_RADIUS_INDEX = 2
 RESOLVABLE = [("exp", 1.0), ("uniform", 4.0), ("folded_gaussian", 1.5)]
 BLUR_RADII = [0.0, 1.0, 2.0, 4.0]
+# parameter smoothing of the composable photometric transforms (σ per parameter, stated radii);
+# brightness_contrast: radii are half-widths a of the box |c| <= a (log-factor), |b| <= a (pixel scale)
+PHOTOMETRIC = [("brightness", [0.3], [0.0, 0.2, 0.4, 0.5]),
+               ("contrast", [0.5], [0.0, 0.25, 0.5, 1.0]),
+               ("brightness_contrast", [0.5, 0.3], [0.0, 0.2, 0.4, 0.5])]
+SECTIONS = ("blur", "nonresolvable", "photometric")
+
+
+def _section(row: dict) -> str:
+    if row.get("section"):
+        return row["section"]
+    return "blur" if row["transformation"] == "gaussian_blur" else "nonresolvable"
+
+
+def photometric_rows(model, model_name, xs, ys, n0, n, alpha, g):
+    """Certificates of Fischer Thm 4.2 (App. B for the 2-D Σ) on the ideal transform (no clamping or
+    rounding: exact for these additive ψ), accuracy at the stated radii."""
+    rows_out = []
+    for name, sigma, radii in PHOTOMETRIC:
+        t = get(name)
+        sig = sigma[0] if len(sigma) == 1 else sigma
+        rows = []
+        for i in range(xs.shape[0]):
+            c = certify_transform(model, xs[i], name, sig, n0, n, alpha, generator=g, quantize=False)
+            r = c.radius if t.dim == 1 else box_halfwidth(c.radius, sig, t.dim)
+            rows.append({"prediction": c.label, "correct": c.label == int(ys[i]), "radius": r,
+                         "radius_certificate": c.radius})
+        row = {"transformation": name, "type": "resolvable", "section": "photometric",
+               "method": f"Thm 4.2 N(0, {'diag' if t.dim > 1 else ''}({', '.join(f'{v:g}' for v in sigma)})²)",
+               "unit": t.units[0] if t.dim == 1 else "‖(c, b)‖_∞ box: log-factor, pixel scale",
+               "model": model_name, "certified_accuracy": accuracy_at(rows, radii),
+               "median_radius": float(torch.tensor([r["radius"] for r in rows]).median())}
+        if t.dim > 1:
+            row["median_mahalanobis_radius"] = float(torch.tensor([r["radius_certificate"] for r in rows]).median())
+        rows_out.append(row)
+        print(f"{name}: {row['certified_accuracy']}", file=sys.stderr, flush=True)
+    return rows_out
 
 
 def main(argv=None):
@@ -55,8 +101,16 @@ def main(argv=None):
     p.add_argument("--transforms", default="zoom_blur,defocus_blur,rotational_blur,pixelate,motion_blur")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--sections", default=",".join(SECTIONS),
+                   help="rows to compute: blur, nonresolvable, photometric (comma list); the other rows of "
+                        "an existing --out are kept")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gsmooth_tables.json"))
+    p.add_argument("--md", default=str(REPO / "benchmarks" / "results" / "gsmooth_tables.md"),
+                   help="also write the Markdown tables here ('' to skip)")
     a = p.parse_args(argv)
+    sections = [v for v in a.sections.split(",") if v]
+    if not sections or any(v not in SECTIONS for v in sections):
+        p.error(f"--sections takes a comma list of {', '.join(SECTIONS)}")
     torch.set_num_threads(a.threads)
     g = seed_everything(a.seed)
     x, y = embedded_mnist("heldout")
@@ -66,7 +120,7 @@ def main(argv=None):
 
     blur = get("gaussian_blur")
     model, _ = load_model(a.blur_model)
-    for dist, scale in RESOLVABLE:
+    for dist, scale in (RESOLVABLE if "blur" in sections else []):
         rows = certify_rows(model, blur, xs, ys, a.n0, a.n, a.alpha, dist=dist, scale=scale, generator=g)
         out["table1"].append({"transformation": "gaussian_blur", "type": "resolvable", "method": f"{dist}({scale:g})",
                               "unit": blur.units[0], "model": a.blur_model,
@@ -74,7 +128,13 @@ def main(argv=None):
                               "median_radius": float(torch.tensor([r["radius"] for r in rows]).median())})
         print(f"gaussian_blur {dist}: {out['table1'][-1]['certified_accuracy']}", file=sys.stderr, flush=True)
 
-    for name in a.transforms.split(","):
+    if "photometric" in sections:
+        # own generator: the same numbers whether run alone (--sections photometric) or in the full run,
+        # and the full run's other rows keep their random streams
+        gp = torch.Generator().manual_seed(a.seed + 1000)
+        out["table1"] += photometric_rows(model, a.blur_model, xs, ys, a.n0, a.n, a.alpha, gp)
+
+    for name in (a.transforms.split(",") if "nonresolvable" in sections else []):
         t = get(name)
         sur, card = load_surrogate(name)
         clf, _ = load_model(f"gsmooth_{name}_cnn")
@@ -99,9 +159,38 @@ def main(argv=None):
         out["table2"].append({"transformation": name, "unit": t.units[0], **att})
         print(f"{name} attack: {att}", file=sys.stderr, flush=True)
     out["seconds"] = time.perf_counter() - t0
+    out["seconds_per_section"] = {sec: out["seconds"] for sec in sections}
 
+    old_path = Path(a.out)
+    if set(sections) != set(SECTIONS) and old_path.exists():
+        # keep the rows of the sections not run now (same order: blur, photometric, non-resolvable)
+        old = json.loads(old_path.read_text())
+        keep = [r for r in old.get("table1", []) if _section(r) not in sections]
+        new = out["table1"]
+        order = {"blur": 0, "photometric": 1, "nonresolvable": 2}
+        out["table1"] = sorted(keep + new, key=lambda r: order[_section(r)])
+        if "nonresolvable" not in sections:
+            out["table2"] = old.get("table2", [])
+        others = [sec for sec in SECTIONS if sec not in sections]
+        per = {k: v for k, v in (old.get("seconds_per_section") or {"+".join(others): old.get("seconds")}).items()
+               if k not in sections}
+        per.update(out["seconds_per_section"])
+        out["seconds_per_section"] = per
+        out["settings_per_section"] = {**(old.get("settings_per_section") or
+                                          {sec: old.get("settings") for sec in SECTIONS}),
+                                       **{sec: vars(a) for sec in sections}}
+        out["seconds"] = sum(v for v in per.values() if v)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(out, indent=2, default=str) + "\n")
+    md = io.StringIO()
+    with redirect_stdout(md):
+        print_tables(out, a)
+    sys.stdout.write(md.getvalue())
+    if a.md:
+        Path(a.md).write_text(md.getvalue())
+
+
+def print_tables(out: dict, a) -> None:
     print(f"## GSmooth Table 1 form: certified accuracy (%) on the first {a.images} held-out MNIST digits "
           f"(n0={a.n0}, n={a.n}, α={a.alpha})\n")
     print("| transformation | type | smoothing | radii (unit) | certified accuracy (R_r) | with surrogate R |")
@@ -110,8 +199,13 @@ def main(argv=None):
         radii = list(r["certified_accuracy"])
         acc = " / ".join(f"{100 * v:.0f}" for v in r["certified_accuracy"].values())
         sacc = " / ".join(f"{100 * v:.0f}" for v in r.get("certified_accuracy_surrogate", {}).values()) or "–"
-        print(f"| {r['transformation']} | {r['type']} | {r['method']} | {' / '.join(f'{v:g}' for v in radii)} "
+        print(f"| {r['transformation']} | {r['type']} | {r['method']} | {' / '.join(f'{float(v):g}' for v in radii)} "
               f"({r['unit']}) | {acc} | {sacc} |")
+    if any(_section(r) == "photometric" for r in out["table1"]):
+        print("\nThm 4.2 rows (brightness, contrast, brightness_contrast): parameter smoothing of the ideal "
+              "(unclamped, unrounded) transform — additive, so the radius is exact (no surrogate, no R_r); "
+              "brightness_contrast states the box |c| <= a (log-factor), |b| <= a (pixel scale) inside the "
+              "certified Mahalanobis ellipse (Fischer App. B), like GSmooth's ‖α‖_∞ radius.")
     print(f"\n## GSmooth Table 2 form: empirical attack on the first {a.attack_images} digits\n")
     print("| transformation | radius | certified accuracy | empirical accuracy under attack | certified but broken |")
     print("|---|---|---|---|---|")

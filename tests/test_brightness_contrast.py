@@ -277,3 +277,28 @@ def test_cli_estimate_error_and_certify():
     assert rc == 0
     row = json.loads(lines[0])["rows"][0]
     assert "Mahalanobis" in row["radius_unit"]
+
+
+# --------------------------------------------------------------------------- page
+def test_gsmooth_page_certifies_brightness_contrast():
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+    from pathlib import Path
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/8_GSmooth.py")
+    at.run()
+    assert not at.exception, at.exception
+    at.number_input(key="gs_bc_n").set_value(100)
+    at.button(key="gs_bc_go").click()
+    at.run()
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert "box ‖(c, b)‖_∞ <" in labels and "ellipse semi-axes (c, b)" in labels
+    at.number_input(key="gs_bc_sb").set_value(0.0)
+    at.button(key="gs_bc_go").click()
+    at.run()
+    assert not at.exception and at.error, "σ_b = 0 must give one st.error line"
