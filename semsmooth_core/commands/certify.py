@@ -278,6 +278,8 @@ def run(args, progress):
         raise SemsmoothError("certify needs --model (a shipped model name or a checkpoint path)")
     if args.shards is not None and args.ray is None:
         raise SemsmoothError("--shards only applies with --ray")
+    if args.name is not None and args.db is None and args.ray is None:
+        raise SemsmoothError("--name names a run in the results store: add --db PATH (or --ray)")
     config = config_from_args(args)
     valid = validate_config(config)
     indices = select_indices(valid, args.indices)
