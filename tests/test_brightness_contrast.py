@@ -257,7 +257,7 @@ def _cli(*args):
 
 def test_cli_estimate_error_and_certify():
     rc, lines = _cli("estimate-error", "--transform", "brightness_contrast", "--indices", "0:20",
-                     "--samples", "300", "--worst-case", "--worst-samples", "10", "--json", "--quiet")
+                     "--samples", "200", "--worst-case", "--worst-samples", "6", "--json", "--quiet")
     assert rc == 0 and len(lines) == 1
     d = json.loads(lines[0])
     assert d["setup"]["units"] == ["log-factor", "pixel scale"] and d["setup"]["sigma"] == [0.2, 0.2]
