@@ -109,7 +109,8 @@ def test_resume_skips_finished_rows_and_never_duplicates(tiny_model, tmp_path):
     store.set_status(rid, "failed", error="worker stopped unexpectedly")
     first = _strip(store.rows(rid))
 
-    d = ok("--resume", "stopped", "--db", str(db))
+    d = ok("--resume", "stopped", "--db", str(db), "--out", str(tmp_path / "resumed.json"))
+    assert json.loads((tmp_path / "resumed.json").read_text())["rows"] == d["rows"]
     assert d["run_id"] == rid and d["resumed"] and d["skipped"] == 2 and d["status"] == "done"
     assert [r["index"] for r in d["rows"]] == [0, 1, 2, 3, 4] and d["n"] == 5
     with sqlite3.connect(db) as c:

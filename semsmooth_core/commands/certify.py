@@ -192,6 +192,12 @@ class OutFile:
         tmp.write_text(text)
         os.replace(tmp, self.path)
 
+    def preload(self, rows: list[dict]) -> None:
+        """Rows finished before this session (a resumed run): in the file from the first rewrite on."""
+        self.rows.extend(rows)
+        if self.path is not None:
+            self._text.extend(self._dumps(r) for r in rows)
+
     def add(self, row: dict) -> None:
         self.rows.append(row)
         if self.path is None:
@@ -341,6 +347,7 @@ def _resume(args, progress):
     extra = {"run_id": run_id, "db": str(store.path), "resumed": True,
              "skipped": run["done"]}
     out = OutFile(args.out, extra=extra)
+    out.preload(store.rows(run_id))
     meta = _run_in_store(store, run_id, progress, out) if store.get_run(run_id)["status"] == "running" else {}
     extra["status"] = store.get_run(run_id)["status"]
     result = _finish(meta or _store_meta(store, run_id), _rows_of_run(store, run_id, out.rows), extra)
