@@ -388,3 +388,20 @@ def test_surrogates_are_not_classifiers(tmp_path):
     with pytest.raises(SemsmoothError, match="GSmooth surrogate"):
         load_model(str(other))
     fails("--model", surs[0], *NOISE, "--indices", "0", match="GSmooth surrogate")
+
+
+def test_estimated_E_is_fixed_in_the_stored_run(tiny_model, tmp_path):
+    """--estimate-E with --db: E is estimated once before the run and stored in its parameters, so
+    a resume (or a Ray shard) certifies with that E; the rows equal those of a run without store."""
+    args = ["--model", tiny_model, "--transform", "rotation", "--sigma-gamma", "10", "--sigma-eps", "1.0",
+            "--estimate-E", "--q", "0.9", "--E-samples", "300", "--alpha", "0.1", "--n0", "5", "--n-gamma",
+            "20", "--n-eps", "100", "--indices", "0:2"]
+    db = tmp_path / "runs.sqlite"
+    d = ok(*args, "--db", str(db))
+    params = Store(db).get_run(d["run_id"])["params"]
+    assert params["estimate_E"] is False and params["E"] == d["E_estimate"]["E"] > 0
+    assert d["E_estimate"]["data"] == "mnist split 'train'"
+    plain = ok(*args)
+    assert plain["E_estimate"]["E"] == d["E_estimate"]["E"]
+    assert _strip(plain["rows"]) == _strip(d["rows"]) and d["rows"][0]["rho"] == pytest.approx(
+        0.1 + (1 - d["E_estimate"]["q_E_lower"]) + 0.1)

@@ -231,6 +231,9 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
     unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), None)
     out = summarize(rows, radius_unit=unit)
     out.update({k: v for k, v in summary_meta.items() if k not in out and k != "rows"})
+    cfg = out.get("config")
+    if "E_estimate" not in out and isinstance(cfg, dict) and isinstance(cfg.get("E_estimate"), dict):
+        out["E_estimate"] = cfg["E_estimate"]          # estimated once before the run (resolve_E)
     out.update(extra)
     out["rows"] = rows
     return out
@@ -277,9 +280,35 @@ def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
 
 
 def _store_meta(store, run_id: int) -> dict:
+    """What the store knows of a run (for a JSON without a session of its own: Ray, a done run)."""
+    from semsmooth_core.pipeline import validate_config
+    from semsmooth_core.validation import SemsmoothError
+
     run = store.get_run(run_id)
-    return {"config": run["params"], "seed": run["seed"], "model_sha256": run["model_sha256"],
-            "environment": run["environment"]}
+    try:
+        config = validate_config(run["params"])
+    except SemsmoothError:
+        config = run["params"]
+    out = {"config": config, "seed": run["seed"], "model_sha256": run["model_sha256"],
+           "environment": run["environment"]}
+    if isinstance(run["params"].get("E_estimate"), dict):
+        out["E_estimate"] = run["params"]["E_estimate"]
+    return out
+
+
+def resolve_E(config: dict, progress=None) -> dict:
+    """With ``estimate_E`` (double/k-smoothing): estimate E once, here, and return the config with
+    ``E``, ``q_E_lower`` and the estimate (``E_estimate``) filled in and ``estimate_E`` off — so a
+    run in the store (resumed later, or split into Ray shards) certifies with this one E instead of
+    estimating it again in every session or shard."""
+    from semsmooth_core.pipeline import estimate_E, load_setup, validate_config
+
+    c = validate_config(config)
+    if c["smoothing"] not in ("double", "ksmooth") or not c["estimate_E"]:
+        return config
+    _, _, _, _, pp_spec = load_setup(c)
+    est = estimate_E(c, pp_spec)
+    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est}
 
 
 def run(args, progress):
@@ -299,7 +328,7 @@ def run(args, progress):
     indices = select_indices(valid, args.indices)
 
     if args.ray is not None:
-        return _on_ray(args, config, indices, progress)
+        return _on_ray(args, resolve_E(config), indices, progress)
 
     if args.db is None:
         from semsmooth_core.pipeline import certify_inputs
@@ -314,6 +343,7 @@ def run(args, progress):
     from semsmooth_core.runs import Store
 
     store = Store(args.db)
+    config = resolve_E(config)
     run_id = jobs.create_job(config, indices, store, name=args.name)
     if store.claim(run_id) is None:
         raise SemsmoothError(f"run {run_id} was taken by a background worker; follow it with "
@@ -360,7 +390,6 @@ def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id
     JSON as a local run (summary + rows) plus ``run_id``, ``db``, ``status``, ``shards``."""
     from semsmooth_core.distributed import import_ray, run_on_ray
     from semsmooth_core.runs import Store, db_path
-    from semsmooth_core.validation import SemsmoothError
 
     import_ray()  # the install hint before any run is recorded
     store = store or Store(db_path(args.db))
@@ -370,12 +399,6 @@ def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id
     rid = int(res["id"])
     rows = _rows_of_run(store, rid, [])
     meta = _store_meta(store, rid)
-    try:
-        from semsmooth_core.pipeline import validate_config
-
-        meta["config"] = validate_config(meta["config"])
-    except SemsmoothError:
-        pass
     extra = {"run_id": rid, "db": str(store.path), "status": res["status"], "shards": res["shards"],
              "gpus_per_task": res["gpus_per_task"], "ray_address": args.ray or "local",
              "wall_seconds": time.perf_counter() - t0}
