@@ -156,7 +156,7 @@ try:
     if kind == "double":
         pre = planner.summary_before_run(float(sigma_gamma), sigma_eps, E, q_E, int(n_gamma), int(n_eps), a_g,
                                          a_e, a_E, attacker_max=crange * (t.dim ** 0.5), n0=int(n0))
-        p1.metric("Max certifiable radius", f"{pre['max_radius']:.3g} {t.unit}")
+        p1.metric(f"Max certifiable radius ({t.unit})", f"{pre['max_radius']:.3g}")
         p2.metric("ρ", f"{pre['rho']:.4f}")
         p3.metric("Inner threshold Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}",
                   help=f"smallest n_ε that can certify E: {pre['inner_min_n'] or '—'}")
@@ -176,7 +176,7 @@ try:
     else:
         sig, n_est = (sigma_eps, int(n_eps)) if kind == "noise" else (float(sigma_gamma), int(n_gamma))
         unit = "l2 (pixel scale [0,1])" if kind == "noise" else t.unit
-        p1.metric("Max certifiable radius", f"{stats.max_radius(sig, n_est, a_g):.3g} {unit}",
+        p1.metric(f"Max certifiable radius ({unit})", f"{stats.max_radius(sig, n_est, a_g):.3g}",
                   help="all n estimation samples vote for the top class")
         p2.metric("Forward passes", f"{int(n0) + n_est:,}")
         p3.metric("Failure probability α", f"{a_g:g}")

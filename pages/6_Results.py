@@ -168,7 +168,9 @@ with st.expander(f"All runs in the store ({len(runs)})"):
 labels = {r["id"]: f"{r['id']}: {r['name']} ({r['kind']}, {r['status']}, {r['done']}/{r['total']})" for r in usable}
 default = [i for i in [st.session_state.get("results_run")] if i in labels] or \
     [next(r["id"] for r in usable if r["kind"] == k) for k in ("run", "import") if any(r["kind"] == k for r in usable)]
-picked = st.multiselect("Runs to show", list(labels), default=default, format_func=labels.get, key="results_pick")
+kept = [i for i in st.session_state.get("results_pick") or [] if i in labels]
+st.session_state["results_pick"] = kept or default  # runs come and go while the page is open
+picked = st.multiselect("Runs to show", list(labels), format_func=labels.get, key="results_pick")
 if not picked:
     st.stop()
 
@@ -239,6 +241,8 @@ def _thumbs(dataset: str, split: str, root: str | None, indices: tuple[int, ...]
 
 
 st.subheader("Per input")
+if st.session_state.get("results_one") not in picked:
+    st.session_state.pop("results_one", None)
 one = st.selectbox("Run", picked, format_func=labels.get, key="results_one")
 df = pd.DataFrame(data[one])
 params = meta[one]["params"]

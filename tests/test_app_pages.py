@@ -277,3 +277,41 @@ def test_certify_opens_a_runs_input_and_reproduces_its_row(tmp_path, monkeypatch
     assert got == {"cf_sg": 20, "cf_se": 0.3, "cf_E": 0.2, "cf_q": 0.95, "cf_n0": 20, "cf_ng": 40, "cf_ne": 150,
                    "cf_ag": 0.002, "cf_ae": 0.003, "cf_aE": 0.004, "cf_C": 25}
     assert _metric(at, "ρ") == f"{0.003 + 0.05 + 0.004:.4f}"  # the planner preview uses the run's values
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason="shipped model mnist_cnn_noise025 not in assets/models yet")
+def test_certify_double_planner_stages_gallery(tmp_path, monkeypatch):
+    """Double smoothing on the page: a dead end is shown before a run (Certify disabled), the
+    planner's suggestion and an E estimate can be applied, and a certificate shows the result card
+    with units, the guarantee, the gallery of sampled inputs with verdicts and the outer counts."""
+    monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
+    at = _open(CERTIFY)
+    assert not at.exception and not _errors(at)
+    assert at.radio(key="cf_kind").value == "double"
+    at.number_input(key="cf_E").set_value(2.0).run()  # far beyond what sigma_eps 0.25 can certify
+    errs = _errors(at)
+    assert len(errs) == 1 and "out of reach" in errs[0] and at.button(key="cf_run").disabled
+    at.number_input(key="cf_E").set_value(0.3).run()
+    assert not _errors(at) and not at.button(key="cf_run").disabled
+    assert any("Planner's suggestion" in c.value for c in at.caption)
+    at.button(key="cf_plan").click().run()  # applies n_gamma, n_eps, alphas of the best plan
+    assert not at.exception and at.number_input(key="cf_ng").value * at.number_input(key="cf_ne").value <= 100 * 200
+    at.button(key="cf_est").click().run()
+    assert not at.exception and not _errors(at), _errors(at)
+    est = at.session_state["cf_E_est"]
+    assert 0 < est["E"] and 0 < est["q_E_lower"] < est["q_E"] <= 1
+    at.button(key="cf_use_E").click().run()
+    assert at.number_input(key="cf_E").value == pytest.approx(est["E"], abs=1e-4)
+    for key, v in {"cf_E": 0.05, "cf_q": 0.97, "cf_n0": 5, "cf_ng": 10, "cf_ne": 30, "cf_ag": 0.1,
+                   "cf_ae": 0.1, "cf_aE": 0.1, "cf_sg": 10.0}.items():
+        at.number_input(key=key).set_value(v)
+    at.run()
+    at.button(key="cf_run").click().run()
+    assert not at.exception and not _errors(at), _errors(at)
+    cert = at.session_state["cf_result"][0]
+    assert cert.extra["smoothing"] == "double" and cert.radius_unit == "degrees"
+    assert any("What is guaranteed" in s.value for s in at.success)
+    assert any("Stage" in t or "Done:" in t for t in [str(p.proto.text) for p in at.get("progress")])
+    imgs = at.get("image")  # the input and the gallery of sampled transformed inputs with verdicts
+    assert len(imgs) >= 3 and any("certified" in str(i.proto) for i in imgs), imgs
+    assert len(at.get("plotly_chart")) >= 2  # outer counts and inner votes

@@ -180,6 +180,15 @@ def test_results_page_shows_runs_and_logs(results_db):
     assert not at.exception, at.exception
     per_input = next(t.value for t in at.dataframe if "p_lower" in t.value.columns)
     assert len(per_input) == 6 and per_input["image"].str.startswith("data:image/png;base64,").all()
+    store.delete_run(imp)  # a run goes away while the page is open: the selection keeps the others
+    at.run()
+    assert not at.exception and at.multiselect(key="results_pick").value == [rid]
+    store.delete_run(rid)
+    new = store.create_run({"model": "m"}, [0], name="later")
+    store.add_row(new, {"index": 0, "label": 1, "prediction": 1, "radius": 0.5, "correct": True, "seconds": 1.0})
+    at.run()  # nothing selected is left: the newest run is shown instead of an empty page
+    assert not at.exception and at.multiselect(key="results_pick").value == [new]
+    assert len(at.get("plotly_chart")) >= 3
 
 
 def test_results_page_starts_background_run(results_db):
