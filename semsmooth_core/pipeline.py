@@ -366,8 +366,9 @@ def _certify_gsmooth(c: dict, t, x: torch.Tensor, model, preprocess, generator, 
     kw = dict(sigma1=s1, sigma2=float(c["sigma2"]) if c["sigma2"] is not None else None,
               surrogate=c.get("surrogate"), dist=c.get("dist") or "exp", scale=s1, xi_max=c.get("xi_max"),
               batch_size=int(c["batch_size"]), generator=generator, progress=progress)
-    accepted = inspect.signature(gcert.certify).parameters
-    kw = {k: v for k, v in kw.items() if k in accepted and v is not None}
+    params = inspect.signature(gcert.certify).parameters
+    open_kw = any(q.kind is inspect.Parameter.VAR_KEYWORD for q in params.values())
+    kw = {k: v for k, v in kw.items() if (open_kw or k in params) and v is not None}
     return gcert.certify(model, t.name, x, int(c["n0"]), int(c["n_gamma"]), float(c["alpha_gamma"]), **kw)
 
 

@@ -192,7 +192,7 @@ def test_out_file_is_rewritten_after_every_row(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- GSmooth
-def test_gsmooth_through_certify(tmp_path):
+def test_gsmooth_through_certify(tmp_path, monkeypatch):
     if "gsmooth_zoom_blur_cnn" not in list_models():
         pytest.skip("gsmooth_zoom_blur_cnn is not shipped")
     d = ok("--transform", "zoom_blur", "--model", "gsmooth_zoom_blur_cnn", "--indices", "0:2", "--n0", "10",
@@ -207,11 +207,22 @@ def test_gsmooth_through_certify(tmp_path):
         assert r["n_forward"] == 50 and r["rho"] == 0.0 and r["radius_unit"] == "factor"
         assert (r["radius"] > 0) == (r["prediction"] != -1) and r["radius"] <= 0.45 + 1e-9
     assert d["guarantee"]["smoothing"] == "gsmooth" and d["guarantee"]["failure_probability"] == 0.01
-    # explicit options: sigma1 / sigma2 / xi_max reach the certificate
+    # explicit options reach gsmooth.certify.certify as sigma1 / sigma2 / xi_max / n / alpha
+    from semsmooth_core.gsmooth import certify as gcert
+
+    seen = {}
+    real = gcert.certify
+
+    def spy(model, name, x, n0, n, alpha, **kw):
+        seen.update(kw, name=name, n0=n0, n=n, alpha=alpha)
+        return real(model, name, x, n0, n, alpha, **kw)
+
+    monkeypatch.setattr(gcert, "certify", spy)
     d2 = ok("--smoothing", "gsmooth", "--transform", "zoom_blur", "--model", "gsmooth_zoom_blur_cnn",
             "--indices", "0", "--n0", "10", "--n-gamma", "40", "--alpha", "0.01", "--sigma1", "0.1",
             "--sigma2", "0.4", "--attacker-range", "0.3")
-    assert d2["config"]["sigma_gamma"] == 0.1 and d2["config"]["sigma2"] == 0.4 and d2["config"]["xi_max"] == 0.3
+    assert {k: seen[k] for k in ("name", "n0", "n", "alpha", "sigma1", "sigma2", "xi_max")} == {
+        "name": "zoom_blur", "n0": 10, "n": 40, "alpha": 0.01, "sigma1": 0.1, "sigma2": 0.4, "xi_max": 0.3}
     assert "smoothing_note" not in d2["config"] and d2["rows"][0]["radius"] <= 0.3 + 1e-9
 
 
