@@ -186,7 +186,10 @@ def markdown(records: list[dict]) -> str:
         return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.2f}{'†' if clip else ''}"
 
     cmds: list[str] = []
-    lines = ["| model | transform | I | P | σ_γ | C | σ_ε | E (q̲_E) | ρ | α_γ / α_ε / α_E | f acc. | g acc. | "
+    lines = ["Double smoothing (Fischer §6.2; table in the form of the paper's Tables 2/3) on the embedded MNIST "
+             "held-out set, `scripts/certify_tables.py`; model (sha256 prefix of the weights) as in "
+             "assets/README.md.", "",
+             "| model | transform | I | P | σ_γ | C | σ_ε | E (q̲_E) | ρ | α_γ / α_ε / α_E | f acc. | g acc. | "
              "cert. acc. @r | 25th | 50th | 75th | T [s/img] | fwd/img | n0 | n_γ | n_ε | seq. | images | cmd |",
              "|" + "---|" * 24]
     for r in records:
@@ -215,12 +218,11 @@ def markdown(records: list[dict]) -> str:
     for i, cmd in enumerate(cmds, 1):
         note = (" (scripts/certify_rotation_vg.py has since been merged into scripts/certify_tables.py: same "
                 "runner, options and E file)") if "certify_rotation_vg.py" in cmd else ""
-        lines.append(f"[{i}] `{cmd}`{note}")
+        lines.append(f"- [{i}] `{cmd}`{note}")
         es = [r["E_source"] for r in records if r["command"] == cmd and r.get("E_source")]
         for e in es:
             if e.get("command"):
-                lines.append(f"    E{' (' + e['file'] + ')' if e.get('file') else ''}: `{e['command']}`")
-        lines.append("")
+                lines.append(f"  - E{' (' + e['file'] + ')' if e.get('file') else ''}: `{e['command']}`")
     return "\n".join(lines)
 
 
