@@ -317,6 +317,12 @@ def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None
                                      float(c["alpha_E"]), partitions=c["partitions"], **kw)
 
 
+RESOLVABLE_SCALES = {"exp": 1.0, "uniform": 4.0, "folded_gaussian": 1.5}
+"""Default scale (px², kernel variance) of each smoothing distribution for the resolvable Gaussian
+blur when sigma_gamma is not given: the settings of the README's GSmooth table
+(``scripts/gsmooth_tables.py``); all keep the mass beyond the transform's range [0, 16] px² < 1e-6."""
+
+
 def gsmooth_defaults(c: dict, card: dict | None) -> dict:
     """σ₁ (``sigma_gamma``) and σ₂ for a GSmooth run left at their defaults: those the GSmooth base
     classifier was trained for (its card's ``training`` record, when the card is for this
@@ -324,17 +330,22 @@ def gsmooth_defaults(c: dict, card: dict | None) -> dict:
     they came from."""
     from semsmooth_core import transforms
 
+    from semsmooth_core.gsmooth import certify as gcert
+
     t = transforms.get(c["transform"])
     card = card if isinstance(card, dict) else {}
     tr = card.get("training") if isinstance(card.get("training"), dict) else {}
     mine = card.get("transform") in (None, t.name) and card.get("kind") == "gsmooth_base_classifier"
     out = {}
-    if c["sigma_gamma"] is None:
+    if c["sigma_gamma"] is None and t.name in gcert.RESOLVABLE and c.get("dist") in RESOLVABLE_SCALES:
+        out["sigma_gamma"] = RESOLVABLE_SCALES[c["dist"]]
+        out["sigma_gamma_from"] = f"default scale of {c['dist']} smoothing"
+    elif c["sigma_gamma"] is None:
         if mine and tr.get("sigma1") is not None:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(tr["sigma1"]), "model card"
         else:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(t.default_sigma[0]), "transform default"
-    if c["sigma2"] is None:
+    if c["sigma2"] is None and t.name not in gcert.RESOLVABLE:   # no augmented noise when resolvable
         if mine and tr.get("sigma2") is not None:
             out["sigma2"], out["sigma2_from"] = float(tr["sigma2"]), "model card"
         else:

@@ -230,6 +230,9 @@ def test_gsmooth_resolvable_and_errors(tiny_model):
     d = ok("--smoothing", "gsmooth", "--transform", "gaussian_blur", "--model", tiny_model, "--indices", "0,1",
            "--n0", "5", "--n-gamma", "20", "--alpha", "0.1", "--dist", "uniform", "--sigma-gamma", "1")
     assert d["radius_unit"] == "px^2" and d["config"]["dist"] == "uniform"
+    d = ok("--transform", "gaussian_blur", "--model", tiny_model, "--indices", "0", "--n0", "5",
+           "--n-gamma", "20", "--alpha", "0.1")   # defaults: gsmooth, exp smoothing at its default scale
+    assert d["config"]["smoothing"] == "gsmooth" and d["config"]["sigma_gamma"] == pipeline.RESOLVABLE_SCALES["exp"]
     fails("--smoothing", "gsmooth", "--transform", "rotation", "--model", tiny_model, "--indices", "0",
           match="gsmooth does not certify rotation")
     fails("--smoothing", "transform", "--transform", "zoom_blur", "--model", tiny_model, "--indices", "0",
