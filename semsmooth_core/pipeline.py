@@ -416,6 +416,19 @@ def guarantee(cert: smoothing.Certificate) -> dict:
             "smoothing": e.get("smoothing", "noise")}
 
 
+def _check_modality(c: dict, x_all: torch.Tensor) -> None:
+    """An image transformation needs images ``[N,C,H,W]``, an audio one clips ``[N,T]``."""
+    if c["smoothing"] == "noise":
+        return
+    from semsmooth_core import transforms
+
+    t = transforms.get(c["transform"])
+    want = 2 if t.modality == "audio" else 4
+    if x_all.ndim != want:
+        has = "audio clips" if x_all.ndim == 2 else ("images" if x_all.ndim == 4 else f"{x_all.ndim}-D inputs")
+        raise SemsmoothError(f"{t.name} transforms {t.modality}, but dataset {c['dataset']!r} holds {has}")
+
+
 def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], None], progress=None,
                    should_stop: Callable[[], bool] | None = None, on_stage=None) -> dict:
     """Certify ``indices`` of the configured dataset; ``on_row(row)`` once per finished input.
@@ -450,6 +463,7 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
         c["estimate_E"] = False
         c = validate_config(c)
     x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices)
+    _check_modality(c, x_all)
     rows = []
     stopped = False
     t_run = time.perf_counter()

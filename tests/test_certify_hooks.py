@@ -243,6 +243,8 @@ def test_gsmooth_resolvable_and_errors(tiny_model):
           "--attacker-range", "5", match="xi_max")
     fails("--smoothing", "gsmooth", "--transform", "zoom_blur", "--model", tiny_model, "--indices", "0",
           "--surrogate", "/nonexistent/s.pt", match="no surrogate")
+    fails("--dataset", "speech-words", "--transform", "zoom_blur", "--model", tiny_model, "--indices", "0",
+          "--n0", "5", "--n-gamma", "10", match="zoom_blur transforms image, but dataset 'speech-words' holds audio")
     # no E / q_E needed for gsmooth
     c = pipeline.validate_config({"model": "m", "smoothing": "gsmooth", "transform": "defocus_blur"})
     assert c["E"] is None and c["smoothing"] == "gsmooth"
