@@ -434,3 +434,27 @@ def test_estimated_E_is_fixed_in_the_stored_run(tiny_model, tmp_path):
     assert plain["E_estimate"]["E"] == d["E_estimate"]["E"]
     assert _strip(plain["rows"]) == _strip(d["rows"]) and d["rows"][0]["rho"] == pytest.approx(
         0.1 + (1 - d["E_estimate"]["q_E_lower"]) + 0.1)
+
+
+def test_bounded_indices_never_load_the_whole_split(tiny_model):
+    """--indices 3,5 on a lazy dataset: the CLI asks the loader for index 5 (range check) and then
+    for 3 and 5 (certification), never for the whole split (an ImageNet folder would be decoded)."""
+    from semsmooth_core.data import datasets
+
+    calls = []
+
+    @datasets.register("test-lazy-count", "a lazy 10-input dataset that records what it was asked for")
+    def _lazy(split="heldout", root=None, indices=None):
+        calls.append(None if indices is None else list(datasets.select_indices(indices, 10)))
+        idx = datasets.select_indices(indices, 10)
+        g = torch.Generator().manual_seed(0)
+        return torch.rand(len(idx), 1, 28, 28, generator=g), torch.as_tensor(idx % 10)
+
+    try:
+        d = ok("--dataset", "test-lazy-count", "--model", tiny_model, *NOISE, "--indices", "3,5")
+        assert [r["index"] for r in d["rows"]] == [3, 5] and calls == [[5], [3, 5]]
+        fails("--dataset", "test-lazy-count", "--model", tiny_model, *NOISE, "--indices", "3,12",
+              match="out of range 0..9")
+    finally:
+        datasets._REGISTRY.pop("test-lazy-count", None)
+        datasets._CLASSES.pop("test-lazy-count", None)

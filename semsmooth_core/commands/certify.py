@@ -140,23 +140,37 @@ def config_from_args(args) -> dict:
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
-    """Dataset indices of ``--indices`` checked against the dataset's size (one-line errors)."""
+    """Dataset indices of ``--indices`` checked against the dataset's size (one-line errors).
+
+    A comma list or a bounded ``START:STOP[:STEP]`` is checked by asking the loader for its
+    largest index only (a lazy loader such as ``imagefolder`` then decodes one file, not the whole
+    split); an open range (``100:``, or all) needs the dataset's size and loads it."""
     from semsmooth_core.data.datasets import load_dataset, parse_indices
     from semsmooth_core.validation import SemsmoothError
 
     sel = parse_indices(spec)
-    _, y = load_dataset(config["dataset"], split=config["split"], root=config["root"])
-    n = len(y)
-    if sel is None:
-        indices = list(range(n))
-    elif isinstance(sel, slice):
-        if (sel.stop is not None and sel.stop > n) or (sel.start is not None and not 0 <= sel.start < n):
-            raise SemsmoothError(f"indices must select inputs in 0..{n - 1}, got {spec}")
-        indices = list(range(n))[sel]
+    bounded = isinstance(sel, list) or (isinstance(sel, slice) and sel.stop is not None and sel.stop >= 0
+                                        and (sel.start or 0) >= 0 and (sel.step or 1) > 0)
+    if bounded:
+        indices = sel if isinstance(sel, list) else list(range(sel.start or 0, sel.stop, sel.step or 1))
+        if not indices:
+            raise SemsmoothError(f"indices {spec!r} select no input")
+        if min(indices) < 0:
+            raise SemsmoothError(f"indices must be >= 0, got {spec}")
+        try:
+            load_dataset(config["dataset"], split=config["split"], root=config["root"], indices=[max(indices)])
+        except SemsmoothError as e:
+            if "out of range" not in str(e):
+                raise
+            raise SemsmoothError(f"indices {spec}: {e}") from None
     else:
-        indices = sel
-    if not indices or min(indices) < 0 or max(indices) >= n:
-        raise SemsmoothError(f"indices must select inputs in 0..{n - 1}")
+        if sel is not None and ((sel.start or 0) < 0 or (sel.stop is not None and sel.stop < 0)):
+            raise SemsmoothError(f"indices must be >= 0, got {spec}")
+        _, y = load_dataset(config["dataset"], split=config["split"], root=config["root"])
+        n = len(y)
+        indices = list(range(n))[sel] if sel is not None else list(range(n))
+        if not indices:
+            raise SemsmoothError(f"indices must select inputs in 0..{n - 1}, got {spec}")
     if len(set(indices)) != len(indices):
         raise SemsmoothError(f"indices {spec!r} list an input twice")
     return indices
