@@ -360,12 +360,14 @@ def ensure_worker(store) -> None:
     """Start a background worker (``semsmooth_core.jobs``) for the store's queued runs, unless one
     is running or was started by this server and is still starting: a worker needs a few
     seconds to claim its first run, and until then the store shows none, so a second "start"
-    would launch a second worker that runs the next queued run in parallel instead of after."""
+    would launch a second worker that runs the next queued run in parallel instead of after.
+    A worker that has claimed runs before and runs none now is ending (its queue was empty): a
+    run queued now needs a new one."""
     from semsmooth_core import jobs
 
     procs = _spawned_workers()
     proc = procs.get(str(store.path))
-    if proc is not None and proc.poll() is None:
+    if proc is not None and proc.poll() is None and not any(r.get("pid") == proc.pid for r in store.list_runs()):
         return
     procs[str(store.path)] = jobs.ensure_worker(store)
 

@@ -142,6 +142,24 @@ def certify_on_basics(page, base: str, timeout_ms: int = 60_000) -> str:
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def open_row_in_certify(page, base: str, timeout_ms: int = 60_000) -> str:
+    """Open the Results page by its URL, click the first row of the per-input table and wait
+    for the Certify page to open that input; return the Certify page's "Opened from run" banner.
+    Needs a results store with at least one run of ours that has rows."""
+    page.goto(f"{base}/results", wait_until="domcontentloaded")
+    wait_idle(page, timeout_ms)
+    dismiss_page_not_found(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=timeout_ms)
+    grid = page.locator('[data-testid="stDataFrame"]').last  # the per-input table
+    grid.scroll_into_view_if_needed()
+    wait_idle(page, timeout_ms)
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 55)  # the row marker of the first row (below the header)
+    banner = page.locator('[data-testid="stAlert"]', has_text="Opened from run")
+    banner.wait_for(state="visible", timeout=timeout_ms)
+    return banner.inner_text()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "docs" / "assets"), help="folder for the PNG files")

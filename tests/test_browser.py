@@ -1,5 +1,6 @@
 """The running app in a real headless Chromium: start ``streamlit run app.py`` on a free port,
-open Smoothing basics, run a certification and see a radius.
+open Smoothing basics, run a certification and see a radius; then open the Results page by its
+URL (a deep link), click a row of a finished run and land on the Certify page with that input.
 
 Skips when no Chromium is installed -- except in CI (``CI=true``), where it must run and fails.
 Uses the shipped ``mnist_cnn_noise025`` when present, else a tiny untrained checkpoint in a
@@ -59,16 +60,47 @@ def app_env(tmp_path_factory) -> dict:
     return {"SEMSMOOTH_ASSETS": str(assets)}
 
 
-def test_certify_in_real_browser(chromium, app_env):
-    with shot.running_app(env={**app_env, "OMP_NUM_THREADS": "1"}) as base, \
-            shot.browser_page(chromium) as page:
+@pytest.fixture(scope="module")
+def results_db(tmp_path_factory) -> str:
+    """A results store with one run of ours (two rows written as a worker writes them)."""
+    from semsmooth_core.runs import Store
+
+    store = Store(tmp_path_factory.mktemp("store") / "runs.sqlite")
+    model = "mnist_cnn_noise025" if (REPO / "assets" / "models" / "mnist_cnn_noise025.pt").exists() else "tiny_test"
+    cfg = {"dataset": "mnist", "split": "heldout", "model": model, "smoothing": "noise", "sigma_eps": 0.25,
+           "n0": 10, "n_eps": 50, "alpha_gamma": 0.01, "batch_size": 60, "seed": 0}
+    rid = store.create_run(cfg, [0, 1], name="browser test", status="done")
+    for i, label in enumerate((7, 2)):  # the first two held-out digits
+        store.add_row(rid, {"index": i, "label": label, "prediction": label, "radius": 0.3, "correct": True,
+                            "radius_unit": "l2 (pixel scale [0,1])", "n_forward": 60, "seconds": 0.1})
+    return str(store.path)
+
+
+def test_certify_in_real_browser(chromium, app_env, results_db):
+    """Results (opened by its URL) -> click a row -> Certify opens that input with the run's
+    settings -> Certify shows a radius; a refresh (the page's URL in a new session) shows the page
+    without a "Page not found" notice (that notice appears only on a deep link that is the very
+    first session after a server start; see app.py)."""
+    env = {**app_env, "OMP_NUM_THREADS": "1", "SEMSMOOTH_DB": results_db}
+    with shot.running_app(env=env) as base, shot.browser_page(chromium) as page:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
-        radius = shot.certify_on_basics(page, base)
+        banner = shot.open_row_in_certify(page, base)
+        assert "Opened from run #1 (browser test), input 0" in banner, banner
+        assert page.url.endswith("/certify")
+        page.get_by_role("button", name="Certify", exact=True).click()
+        metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Radius", exact=True))
+        metric.wait_for(state="visible", timeout=60_000)  # the result card (not the preview's max radius)
+        radius = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
         assert math.isfinite(float(radius)) and float(radius) >= 0, radius
-        assert page.locator('[data-testid="stException"]').count() == 0
-        assert page.get_by_text("Forward passes").count() >= 1
+        assert page.get_by_text("What is guaranteed").count() == 1
         # the sidebar is shared: the device line and the pickers are there
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert "Compute device" in sidebar.inner_text()
+        # a refresh opens the page's URL in a new session: the page itself, no "Page not found"
+        page.reload(wait_until="domcontentloaded")
+        page.get_by_role("button", name="Certify", exact=True).wait_for(state="visible", timeout=60_000)
+        shot.wait_idle(page)
+        assert page.get_by_role("dialog").count() == 0
+        assert page.locator('[data-testid="stException"]').count() == 0
         assert not errors, errors
