@@ -329,7 +329,6 @@ def gsmooth_defaults(c: dict, card: dict | None) -> dict:
     transform), else the transform's default σ and σ₂ = 0.5. Returns the filled-in values and where
     they came from."""
     from semsmooth_core import transforms
-
     from semsmooth_core.gsmooth import certify as gcert
 
     t = transforms.get(c["transform"])
