@@ -40,7 +40,7 @@ STATUSES = ("queued", "running", "done", "cancelled", "failed")
 """Life cycle: queued -> running -> done | cancelled | failed; resume puts a run back to queued."""
 
 ROW_FIELDS = ("index", "label", "prediction", "radius", "radius_unit", "p_lower", "rho", "correct",
-              "base_correct", "n_forward", "seconds")
+              "base_correct", "n_forward", "seconds", "clipped")
 """Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it."""
 
 DEFAULT_UNIT = "l2 (pixel scale [0,1])"
@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS rows (
     base_correct  INTEGER,
     n_forward     INTEGER,
     seconds       REAL,
+    clipped       INTEGER,
     written       REAL NOT NULL,
     PRIMARY KEY (run_id, idx)
 );
@@ -114,6 +115,9 @@ class Store:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self._conn() as c:
                 c.executescript(_SCHEMA)
+                cols = {r[1] for r in c.execute("PRAGMA table_info(rows)")}
+                if "clipped" not in cols:  # a store written before rows kept the clipped flag
+                    c.execute("ALTER TABLE rows ADD COLUMN clipped INTEGER")
         except sqlite3.DatabaseError as e:
             raise SemsmoothError(f"cannot open results database {self.path}: {e}") from None
         except OSError as e:
@@ -343,14 +347,15 @@ class Store:
                              float(r["radius"]), r.get("radius_unit"), _opt(r.get("p_lower"), float),
                              _opt(r.get("rho"), float), int(bool(r["correct"])),
                              _opt(r.get("base_correct"), lambda v: int(bool(v))),
-                             _opt(r.get("n_forward"), int), _opt(r.get("seconds"), float), now))
+                             _opt(r.get("n_forward"), int), _opt(r.get("seconds"), float),
+                             _opt(r.get("clipped"), lambda v: int(bool(v))), now))
             except KeyError as e:
                 raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
         with self._tx() as c:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
-                          " rho, correct, base_correct, n_forward, seconds, written) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
+                          " rho, correct, base_correct, n_forward, seconds, clipped, written) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
             return c.total_changes - before
 
     def add_row(self, run_id: int, row: Mapping) -> bool:
@@ -362,14 +367,15 @@ class Store:
         e.g. ``p_lower`` of an imported log, are left out rather than set to None)."""
         with self._conn() as c:
             cur = c.execute("SELECT idx AS 'index', label, prediction, radius, unit AS radius_unit, p_lower, "
-                            "rho, correct, base_correct, n_forward, seconds FROM rows WHERE run_id=? "
+                            "rho, correct, base_correct, n_forward, seconds, clipped FROM rows WHERE run_id=? "
                             "ORDER BY idx", (int(run_id),))
             out = []
             for r in cur:
                 d = {k: r[k] for k in r.keys() if r[k] is not None}
                 d["correct"] = bool(d["correct"])
-                if "base_correct" in d:
-                    d["base_correct"] = bool(d["base_correct"])
+                for k in ("base_correct", "clipped"):
+                    if k in d:
+                        d[k] = bool(d[k])
                 out.append(d)
         return out
 

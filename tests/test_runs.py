@@ -17,7 +17,7 @@ def _row(i, correct=True, radius=0.5, pred=None):
     label = i % 10
     return {"index": i, "label": label, "prediction": label if pred is None else pred, "radius": radius,
             "radius_unit": "degrees", "p_lower": 0.9, "rho": 0.001, "correct": correct,
-            "base_correct": True, "n_forward": 100, "seconds": 0.25}
+            "base_correct": True, "n_forward": 100, "seconds": 0.25, "clipped": i % 2 == 1}
 
 
 def test_db_path_precedence(tmp_path, monkeypatch):
@@ -50,6 +50,18 @@ def test_round_trip_and_idempotent_rows(tmp_path):
     assert s.find_run("t") == rid and s.find_run(str(rid)) == rid
     with pytest.raises(SemsmoothError, match="no run"):
         s.find_run("nope")
+
+
+def test_store_of_an_older_schema_gains_the_clipped_column(tmp_path):
+    path = tmp_path / "old.sqlite"
+    s = Store(path)
+    rid = s.create_run({"seed": 0}, [0, 1])
+    s.close()
+    with sqlite3.connect(path) as c:  # as written before rows kept the clipped flag
+        c.execute("ALTER TABLE rows DROP COLUMN clipped")
+    s = Store(path)
+    assert s.add_row(rid, _row(1))
+    assert s.rows(rid)[0]["clipped"] is True
 
 
 def test_claim_cancel_requeue(tmp_path):
