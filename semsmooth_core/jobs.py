@@ -157,8 +157,15 @@ def execute_run(store: Store, run_id: int, runner: Runner, progress=None) -> str
     pending = store.pending_indices(run_id)
     should_stop = _poller(store, run_id)
     try:
+        params = dict(run["params"])
+        if pending and not should_stop() and params.get("estimate_E"):
+            # estimate E once and keep it with the run: a resumed run certifies with the same E
+            from semsmooth_core.pipeline import resolve_E
+
+            params = resolve_E(params)
+            store.set_params(run_id, params)
         if pending and not should_stop():
-            runner(dict(run["params"]), pending, lambda row: store.add_row(run_id, row),
+            runner(params, pending, lambda row: store.add_row(run_id, row),
                    progress=progress, should_stop=should_stop)
     except SemsmoothError as e:
         store.set_status(run_id, "failed", error=str(e).splitlines()[0])

@@ -42,7 +42,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from semsmooth_core import smoothing, stats
+from semsmooth_core import smoothing
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
 SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
@@ -283,6 +283,19 @@ def estimate_E(c: dict, preprocess_spec: str, progress=None) -> dict:
                              f"{c['alpha_E']}; raise E_samples")
     return {"E": got["E"], "q_E_lower": got["q_E_lower"], "q_E": got["q_E"], "n": got["n"],
             "seconds": smp.seconds, "data": data}
+
+
+def resolve_E(config: dict, progress=None) -> dict:
+    """With ``estimate_E`` (double/k-smoothing): estimate E once, here, and return the config with
+    ``E``, ``q_E_lower`` and the estimate (``E_estimate``) filled in and ``estimate_E`` off — so a
+    run in the store (resumed later, or split into Ray shards) certifies with this one E instead of
+    estimating it again in every session or shard."""
+    c = validate_config(config)
+    if c["smoothing"] not in ("double", "ksmooth") or not c["estimate_E"]:
+        return config
+    _, _, _, _, pp_spec = load_setup(c)
+    est = estimate_E(c, pp_spec, progress=progress)
+    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est}
 
 
 def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,

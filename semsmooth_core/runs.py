@@ -236,6 +236,12 @@ class Store:
                 out.append(d)
         return out
 
+    def set_params(self, run_id: int, params: Mapping) -> None:
+        """Replace a run's parameters (e.g. with the E estimated once before its first input)."""
+        with self._tx() as c:
+            c.execute("UPDATE runs SET params=? WHERE id=?",
+                      (json.dumps(dict(params), sort_keys=True, default=str), int(run_id)))
+
     def set_status(self, run_id: int, status: str, error: str | None = None) -> None:
         if status not in STATUSES:
             raise SemsmoothError(f"unknown status {status!r}")

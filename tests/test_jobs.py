@@ -216,3 +216,29 @@ def test_real_pipeline_through_worker(tmp_path):
     assert jobs.worker_loop(store, run_id=rid, runner=pipeline.certify_inputs) == [(rid, "done")], \
         store.get_run(rid)["error"]
     assert len(store.rows(rid)) == 2
+
+
+def test_worker_estimates_E_once_and_keeps_it_with_the_run(tmp_path):
+    """A queued run with estimate_E gets its E once, before its first input, stored in its
+    parameters, so a resumed run certifies with the same E (the pipeline's resolve_E)."""
+    from semsmooth_core import pipeline
+
+    cfg = {"dataset": "mnist", "model": "mnist_cnn_noise025", "smoothing": "double", "transform": "rotation",
+           "sigma_gamma": 10, "attacker_range": 5, "sigma_eps": 0.5, "estimate_E": True, "q": 0.9,
+           "E_samples": 200, "n0": 5, "n_gamma": 10, "n_eps": 40, "alpha_gamma": 0.01, "alpha_eps": 0.01,
+           "alpha_E": 0.01, "seed": 0, "batch_size": 400, "device": "cpu"}
+    store = Store(tmp_path / "runs.sqlite")
+    rid = jobs.create_job(cfg, [0], store)
+    seen = []
+
+    def runner(config, indices, on_row, progress=None, should_stop=None):
+        seen.append(dict(config))
+        for i in indices:
+            on_row({"index": i, "label": 0, "prediction": 0, "radius": 1.0, "correct": True})
+
+    assert jobs.worker_loop(store, run_id=rid, runner=runner) == [(rid, "done")]
+    params = store.get_run(rid)["params"]
+    expect = pipeline.resolve_E(cfg)  # deterministic under the run's seed
+    assert params["estimate_E"] is False and seen[0]["estimate_E"] is False
+    assert params["E"] == seen[0]["E"] == expect["E"] > 0
+    assert params["q_E_lower"] == expect["q_E_lower"] and 0.9 <= params["q_E_lower"] < 1

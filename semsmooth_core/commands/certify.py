@@ -310,23 +310,8 @@ def _store_meta(store, run_id: int) -> dict:
     return out
 
 
-def resolve_E(config: dict, progress=None) -> dict:
-    """With ``estimate_E`` (double/k-smoothing): estimate E once, here, and return the config with
-    ``E``, ``q_E_lower`` and the estimate (``E_estimate``) filled in and ``estimate_E`` off — so a
-    run in the store (resumed later, or split into Ray shards) certifies with this one E instead of
-    estimating it again in every session or shard."""
-    from semsmooth_core.pipeline import estimate_E, load_setup, validate_config
-
-    c = validate_config(config)
-    if c["smoothing"] not in ("double", "ksmooth") or not c["estimate_E"]:
-        return config
-    _, _, _, _, pp_spec = load_setup(c)
-    est = estimate_E(c, pp_spec)
-    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est}
-
-
 def run(args, progress):
-    from semsmooth_core.pipeline import validate_config
+    from semsmooth_core.pipeline import resolve_E, validate_config
     from semsmooth_core.validation import SemsmoothError
 
     if args.resume is not None:
