@@ -39,12 +39,18 @@ if req is not None:
     p = req["params"]
     side = {"dataset": p["dataset"], "seed": int(p["seed"])}
     if p.get("model") in image_classifiers():
-        side["model_name"] = p["model"]
+        side["model_name"] = st.session_state["cf_model"] = p["model"]  # (keeps the run's σ_ε, preprocessing)
     elif p.get("model"):
         notes.append(f"the run used model `{p['model']}`; pick or upload it in the sidebar")
     if any(st.session_state.get(k) != v for k, v in side.items()):
         st.session_state[SIDEBAR_PREFILL] = side
         st.rerun()
+
+ref = model_ref()
+if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):  # another model: its card's
+    for k in ("cf_pp", "cf_se", "cf_E_est", "cf_result"):  # preprocessing and σ_ε, no stale results
+        st.session_state.pop(k, None)
+st.session_state["cf_model"] = ref and ref[0]
 
 st.title("Certify")
 opened = st.session_state.get("cf_opened")
@@ -91,7 +97,8 @@ with right:
     c1, c2, c3 = st.columns(3)
     sigma_gamma = c1.number_input(f"σ_γ ({t.unit})", value=float(t.default_sigma[0]), min_value=0.0,
                                   format="%.3f", key="cf_sg", disabled=kind == "noise")
-    sigma_eps = c2.number_input("σ_ε (pixel scale)", value=0.25, min_value=0.0, format="%.3f", key="cf_se",
+    sigma_eps = c2.number_input("σ_ε (pixel scale)", value=float((card or {}).get("sigma_eps") or 0.25),
+                                min_value=0.0, format="%.3f", key="cf_se", help="default: the model's training noise",
                                 disabled=kind == "transform")
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", value=float(abs(t.default_range[0][1])),
                              min_value=0.0, format="%.3f", key="cf_C", disabled=kind == "noise")
@@ -103,7 +110,8 @@ with right:
     with e3:
         st.write("")
         est = st.button("Estimate E here", key="cf_est", disabled=kind != "double",
-                        help="q = 0.98 quantile of ‖ε‖ on 500 training digits (errors module)")
+                        help="E at the q = 0.95 quantile of ‖ε‖ (2,000 samples on the training split; "
+                             "q̲_E: its lower bound at 1 − α_E)")
     n1, n2, n3, n4 = st.columns(4)
     n0 = n1.number_input("n0", value=50, min_value=1, step=10, key="cf_n0")
     n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng", disabled=kind == "noise")
@@ -136,7 +144,7 @@ if est:
     bar = StageProgress(st.progress(0.0, text="E estimate"), STAGES["double"])
     bar.stage("E estimate", unit="error samples")
     try:
-        got = pipeline.estimate_E(pipeline.with_defaults({**config, "E_samples": 500, "q": 0.98}), pp_spec,
+        got = pipeline.estimate_E(pipeline.with_defaults({**config, "E_samples": 2000, "q": 0.95}), pp_spec,
                                   progress=bar)
         st.session_state["cf_E_est"] = got
     except SemsmoothError as e:

@@ -288,6 +288,11 @@ def test_certify_double_planner_stages_gallery(tmp_path, monkeypatch):
     at = _open(CERTIFY)
     assert not at.exception and not _errors(at)
     assert at.radio(key="cf_kind").value == "double"
+    if "mnist_cnn_rot_vg_noise030" in at.sidebar.selectbox(key="model_name").options:
+        at.sidebar.selectbox(key="model_name").select("mnist_cnn_rot_vg_noise030").run()
+        # the model's card sets the page's preprocessing and sigma_eps
+        assert at.text_input(key="cf_pp").value == "vignette+gauss:5:1"
+        assert at.number_input(key="cf_se").value == 0.3
     at.number_input(key="cf_E").set_value(2.0).run()  # far beyond what sigma_eps 0.25 can certify
     errs = _errors(at)
     assert len(errs) == 1 and "out of reach" in errs[0] and at.button(key="cf_run").disabled
