@@ -7,7 +7,8 @@ interpolation) pair asked for and stores the rows in ``--out`` (JSON) next to th
 invocations (a row with the same model weights (sha256), transform, interpolation and settings is replaced; ``--fresh``
 starts a new table); ``--out`` with ``.md`` holds the rendered table, every row pointing to the
 exact command that made it. Both files are rewritten after EVERY finished image, so a run cut
-short keeps its rows (marked "k/N" in the images column).
+short keeps its rows (marked "k/N" in the images column); running the same command again
+continues such a row (its finished images are kept, not certified again; ``--restart`` drops them).
 
 E and q̲_E are fixed BEFORE certifying, from the error estimator on the TRAINING split with the
 same transform, interpolation, σ_γ, attacker range C and preprocessing (never from the images
@@ -265,6 +266,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "certify_tables.json"))
+    ap.add_argument("--restart", action="store_true",
+                    help="certify all images again instead of continuing an unfinished row of the same settings")
     ap.add_argument("--fresh", action="store_true", help="start a new table instead of adding rows to --out")
     ap.add_argument("--import", dest="imports", action="append", default=[],
                     help="add a row from an older single-row run file (config, rows, command)")
@@ -336,6 +339,18 @@ def main() -> None:
                 continue
             rows: list[dict] = []
             t0 = time.perf_counter()
+            probe = record(cfg, [], command=cmd, E_est=est, at=at, C=C, planned=order, finished=False, extra=extra)
+            old = next((r for r in records if key(r) == key(probe)), None)
+            if old is not None and not a.restart and old.get("indices_planned") == order:
+                rows = list(old.get("rows") or [])  # same seed per (seed, index): the same rows again
+                t0 -= float(old.get("wall_seconds") or 0.0)
+                print(f"{tname} {interp}: continuing, {len(rows)}/{len(order)} images already done",
+                      file=sys.stderr, flush=True)
+            done = {int(r["index"]) for r in rows}
+            todo = [i for i in order if i not in done]
+            if not todo:
+                print(f"{tname} {interp}: all {len(order)} images done (--restart to certify again)", file=sys.stderr)
+                continue
 
             def on_row(row: dict) -> None:
                 rows.append(row)
@@ -346,7 +361,7 @@ def main() -> None:
                       f"pred={row['prediction']} r={row['radius']:.2f} p={row['p_lower']:.3f} "
                       f"{row['seconds']:.1f}s", file=sys.stderr, flush=True)
 
-            final = pipeline.certify_inputs(cfg, order, on_row)
+            final = pipeline.certify_inputs(cfg, todo, on_row)
             put(record(final["config"], rows, command=cmd, E_est=est, at=at, C=C, planned=order,
                        finished=not final.get("stopped"),
                        extra={**extra, "wall_seconds": time.perf_counter() - t0,
