@@ -46,12 +46,6 @@ if req is not None:
         st.session_state[SIDEBAR_PREFILL] = side
         st.rerun()
 
-ref = model_ref()
-if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):  # another model: its card's
-    for k in ("cf_pp", "cf_se", "cf_E_est", "cf_result"):  # preprocessing and σ_ε, no stale results
-        st.session_state.pop(k, None)
-st.session_state["cf_model"] = ref and ref[0]
-
 st.title("Certify")
 opened = st.session_state.get("cf_opened")
 if opened is not None and st.session_state.get("cf_index") != opened["index"]:
@@ -74,6 +68,18 @@ st.markdown(
 
 loaded = current_model()
 model, card = loaded if loaded is not None else (None, None)
+pp_default = (card or {}).get("preprocess") or ((card or {}).get("augmentation") or {}).get("preprocess") or "none"
+se_default = float((card or {}).get("sigma_eps") or 0.25)
+ref = model_ref()
+if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):
+    # Another model: its card's preprocessing and σ_ε, no stale results. Assigned, not deleted:
+    # only an assignment makes the browser show the new value of a widget it already has.
+    st.session_state["cf_pp"], st.session_state["cf_se"] = pp_default, se_default
+    for k in ("cf_E_est", "cf_result"):
+        st.session_state.pop(k, None)
+st.session_state["cf_model"] = ref and ref[0]
+st.session_state.setdefault("cf_pp", pp_default)  # the widgets take their values from here (no value=:
+st.session_state.setdefault("cf_se", se_default)  # a widget given both warns)
 
 left, right = st.columns([1, 1.6], gap="large")
 with left:
@@ -89,16 +95,14 @@ with left:
     interp = st.selectbox("Interpolation", list(t.interpolations),
                           index=list(t.interpolations).index("bilinear") if "bilinear" in t.interpolations else 0,
                           key="cf_interp", disabled=not t.uses_interpolation or kind == "noise")
-    pp_default = (card or {}).get("preprocess") or ((card or {}).get("augmentation") or {}).get("preprocess") or "none"
-    pp_spec = st.text_input("Preprocessing (as the model was trained)", value=str(pp_default), key="cf_pp",
+    pp_spec = st.text_input("Preprocessing (as the model was trained)", key="cf_pp",
                             help="e.g. vignette+gauss:5:1 or vignette+lowpass:8; E must be measured with the same.")
 
 with right:
     c1, c2, c3 = st.columns(3)
     sigma_gamma = c1.number_input(f"σ_γ ({t.unit})", value=float(t.default_sigma[0]), min_value=0.0,
                                   format="%.3f", key="cf_sg", disabled=kind == "noise")
-    sigma_eps = c2.number_input("σ_ε (pixel scale)", value=float((card or {}).get("sigma_eps") or 0.25),
-                                min_value=0.0, format="%.3f", key="cf_se", help="default: the model's training noise",
+    sigma_eps = c2.number_input("σ_ε (pixel scale)", min_value=0.0, format="%.3f", key="cf_se", help="default: the model's training noise",
                                 disabled=kind == "transform")
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", value=float(abs(t.default_range[0][1])),
                              min_value=0.0, format="%.3f", key="cf_C", disabled=kind == "noise")

@@ -1,8 +1,10 @@
 """Screenshots of the running app for the README (and the helpers the browser test shares).
 
 Starts ``streamlit run app.py`` headless on a free port, drives Debian's Chromium with
-Playwright, and writes ``docs/assets/home.png`` and ``docs/assets/smoothing_basics.png`` (the
-latter after a certification). Usage::
+Playwright, and writes ``docs/assets/home.png``, ``docs/assets/smoothing_basics.png`` (after a
+certification) and ``docs/assets/certify.png`` (double smoothing of a held-out digit against
+rotation with the shipped rotation model: E estimated on the page, certificate, gallery and outer
+counts). Usage::
 
     python scripts/screenshot.py [--out docs/assets] [--width 1400]
 
@@ -160,6 +162,52 @@ def open_row_in_certify(page, base: str, timeout_ms: int = 60_000) -> str:
     return banner.inner_text()
 
 
+CERTIFY_MODEL = "mnist_cnn_rot_vg_noise030"
+
+
+def input_value(page, label: str) -> str | None:
+    """The value the browser shows in the input field labelled ``label`` (None if there is none)."""
+    return page.evaluate("l => { const el = document.querySelector(`input[aria-label=\"${l}\"]`); "
+                         "return el ? el.value : null; }", label)
+
+
+def pick_model(page, model: str, preprocess: str, timeout_ms: int = 60_000) -> None:
+    """Pick ``model`` in the sidebar and wait until the Certify page's preprocessing field shows
+    ``preprocess`` (the model card reached the widgets the browser already had)."""
+    page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]', has_text="Model").click()
+    page.get_by_role("option", name=model, exact=True).click()
+    page.wait_for_function("""p => { const el = document.querySelector(
+        'input[aria-label="Preprocessing (as the model was trained)"]'); return el && el.value === p; }""",
+        arg=preprocess, timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+
+
+def certify_double_on_page(page, base: str, model: str = CERTIFY_MODEL, timeout_ms: int = 300_000) -> str:
+    """Certify page: pick ``model`` in the sidebar, estimate E on the page and use it, certify with
+    the page's default double-smoothing settings; return the radius text. Each step waits for
+    its effect on the page (a rerun), not just for the page to look idle."""
+    certify = page.get_by_role("button", name="Certify", exact=True)
+    page.goto(f"{base}/certify", wait_until="domcontentloaded")
+    certify.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    dismiss_page_not_found(page)
+    pick_model(page, model, "vignette+gauss:5:1", timeout_ms)
+    page.get_by_role("button", name="Estimate E here").click()
+    use = page.get_by_role("button", name="Use these values")
+    use.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    use.click()
+    page.wait_for_function("""() => { const el = document.querySelector('input[aria-label="E (l2 bound on ε)"]');
+        return el && el.value !== '0.3000'; }""", timeout=timeout_ms)  # the estimate is in the E field
+    page.wait_for_timeout(3000)  # the rerun that the click started has drawn the page
+    wait_idle(page, timeout_ms)
+    certify.click(timeout=timeout_ms)
+    metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Radius", exact=True))
+    metric.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "docs" / "assets"), help="folder for the PNG files")
@@ -167,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--height", type=int, default=1080, help="home screenshot height (pixels)")
     ap.add_argument("--basics-height", type=int, default=1750,
                     help="Smoothing basics screenshot height (pixels): input, votes and the result")
+    ap.add_argument("--certify-height", type=int, default=2000,
+                    help="Certify screenshot height (pixels): settings, result card, gallery, counts")
     args = ap.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -190,7 +240,13 @@ def main(argv: list[str] | None = None) -> int:
         scroll_to_top(page)
         page.wait_for_timeout(1500)
         page.screenshot(path=str(out / "smoothing_basics.png"))
-    print(f"wrote {out / 'home.png'} and {out / 'smoothing_basics.png'} (certified radius {radius})")
+        r_double = certify_double_on_page(page, base)
+        page.set_viewport_size({"width": args.width, "height": args.certify_height})
+        scroll_to_top(page)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(out / "certify.png"))
+    print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}) and "
+          f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees)")
     return 0
 
 
