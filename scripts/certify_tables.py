@@ -4,8 +4,8 @@ runner ``pipeline.certify_inputs`` (the code behind ``python -m semsmooth_core c
 
 One table, several rows. Each invocation certifies one model for every (transform,
 interpolation) pair asked for and stores the rows in ``--out`` (JSON) next to the rows of earlier
-invocations (a row with the same model weights (sha256), transform, interpolation and settings is replaced; ``--fresh``
-starts a new table); ``--out`` with ``.md`` holds the rendered table, every row pointing to the
+invocations (a row with the same model weights (sha256), transform, interpolation, settings and
+device is replaced; a GPU run of the same settings adds a row; ``--fresh`` starts a new table); ``--out`` with ``.md`` holds the rendered table, every row pointing to the
 exact command that made it. Both files are rewritten after EVERY finished image, so a run cut
 short keeps its rows (marked "k/N" in the images column); running the same command again
 continues such a row (its finished images are kept, not certified again; ``--restart`` drops them).
@@ -164,9 +164,15 @@ KEY = ("model", "model_sha256", "transform", "interpolation", "preprocess", "sig
        "n_gamma", "n_eps", "sequential", "alpha_gamma", "alpha_eps", "alpha_E")
 
 
+def device_of(rec: dict) -> str:
+    """Where a row ran: "cpu" or the GPU's name (rows from before this field: their environment)."""
+    return str(rec.get("device") or (rec.get("environment") or {}).get("device") or "cpu")
+
+
 def key(rec: dict) -> tuple:
-    """Rows of the same model weights and settings replace each other; anything else adds a row."""
-    return tuple(str(rec.get(k)) for k in KEY)
+    """Rows of the same model weights, settings and device replace each other; anything else adds a
+    row (a GPU run of the same settings sits beside the CPU run)."""
+    return tuple(str(rec.get(k)) for k in KEY) + (device_of(rec),)
 
 
 def import_old(path: str) -> dict:
@@ -180,6 +186,23 @@ def import_old(path: str) -> dict:
                   finished=bool(d.get("finished", True)),
                   extra={"imported_from": path, "wall_seconds": d.get("wall_seconds"),
                          "model_sha256": d.get("model_sha256"), "environment": d.get("environment")})
+
+
+def seconds(rec: dict) -> str:
+    """The T column: seconds per image (3 significant digits) and the device, e.g. "17.1 (CPU)"."""
+    t = rec.get("seconds_per_image")
+    if t is None:
+        return "–"
+    dev = device_of(rec)
+    dev = "CPU" if dev == "cpu" else dev.replace("NVIDIA ", "").split()[0]
+    return f"{t:#.3g} ({dev})"
+
+
+def device_name() -> str:
+    """This run's device as the environment records it: "cpu" or the GPU's name."""
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
 
 
 def clip_marks(rec: dict) -> dict:
@@ -219,17 +242,25 @@ def markdown(records: list[dict]) -> str:
             head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {r['E']:.3f} ({r['q_E_lower']:.3f}) | "
             f"{f(r['rho'])} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
             f"{f(r['g_acc'])} | {f(r['cert_acc_at'])} @{r['at']:g} | {f(p['25'], c['25'])} | {f(p['50'], c['50'])} | "
-            f"{f(p['75'], c['75'])} | {'–' if r['seconds_per_image'] is None else format(r['seconds_per_image'], '.1f')} | "
+            f"{f(p['75'], c['75'])} | {seconds(r)} | "
             f"{r['forward_passes_per_image']:.0f} | {r['n0']} | {r['n_gamma']} | {r['n_eps']} | "
             f"{r['sequential'] or 'off'} | {imgs} | {ref} |")
     lines += ["", "Radius percentiles over certified-correct images (rotation: degrees; translation: ℓ2 norm of "
               "the 2-D shift in pixels, σ_γ per axis, C = [-C, C]² px); † = clipped to the attacker range (as "
               "the paper does; rotation C, translation the box corner C·√2). cert. acc. @r: correct and "
-              "radius ≥ r. T: seconds per image on the shared 2-core CPU (threads in the command; other jobs "
-              "ran at the same time). images k/N: run still going or stopped after k of N.", ""]
+              "radius ≥ r. T: seconds per image and where the row ran: CPU = the project's shared 2-core "
+              "machine (threads in the command; other jobs ran at the same time), a GPU by its name (the "
+              "same command, `--threads 16`, on a lent machine; the GPU draws other random numbers than "
+              "the CPU, so its row is a second sample of the same experiment). images k/N: run still "
+              "going or stopped after k of N.", ""]
     for i, cmd in enumerate(cmds, 1):
         note = (" (scripts/certify_rotation_vg.py has since been merged into scripts/certify_tables.py: same "
                 "runner, options and E file)") if "certify_rotation_vg.py" in cmd else ""
+        gpu = [r for r in records if r["command"] == cmd and device_of(r) != "cpu"]
+        if gpu:
+            env = gpu[0].get("environment") or {}
+            note += (f" (on a lent {device_of(gpu[0])}, Python {env.get('python')}, torch {env.get('torch')}; "
+                     "the row was added to this file from that machine's output)")
         lines.append(f"- [{i}] `{cmd}`{note}")
         es = [r["E_source"] for r in records if r["command"] == cmd and r.get("E_source")]
         for e in es:
@@ -328,7 +359,7 @@ def main() -> None:
                    "alpha_E": a.alpha_E, "preprocess": preprocess,
                    "sequential": None if a.sequential == "off" else a.sequential, "seed": a.seed}
             extra = {"threads": a.threads, "model_card_accuracy": card.get("heldout_clean_accuracy"),
-                     "model_sha256": model_sha256(a.model)}
+                     "model_sha256": model_sha256(a.model), "device": device_name()}
             try:
                 pipeline.validate_config(cfg)
             except SemsmoothError as e:  # a dead end (E out of reach) is a result too
