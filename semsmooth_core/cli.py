@@ -37,15 +37,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def stderr_progress(desc: str) -> Callable[[int, int], None]:
-    """A tqdm progress bar on stderr, as a ``progress(done, total)`` callback."""
+def stderr_progress(desc: str, unit: str = "it") -> Callable[[int, int], None]:
+    """A tqdm progress bar on stderr, as a ``progress(done, total)`` callback counting ``unit``
+    (a command module's ``PROGRESS_UNIT``: inputs, samples, steps)."""
     from tqdm import tqdm
 
     state = {"bar": None}
 
     def cb(done: int, total: int) -> None:
         if state["bar"] is None:
-            state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, unit="fwd",
+            state["bar"] = tqdm(total=total, desc=desc, file=sys.stderr, unit=f" {unit}",
                                 dynamic_ncols=True, leave=False)
         bar = state["bar"]
         if bar.total != total:
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     mod = args._module
-    progress = None if args.quiet else stderr_progress(mod.NAME)
+    progress = None if args.quiet else stderr_progress(mod.NAME, getattr(mod, "PROGRESS_UNIT", "it"))
     try:
         result = mod.run(args, progress)
     except SemsmoothError as e:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 NAME = "certify"
+PROGRESS_UNIT = "inputs"  # what the progress bar counts
 HELP = ("certify dataset inputs: double smoothing (default), parameter smoothing, Gaussian noise, "
         "k-smoothing, GSmooth (blur, pixelate)")
 DESCRIPTION = (

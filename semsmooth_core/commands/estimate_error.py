@@ -1,6 +1,7 @@
 """``estimate-error``: sample ‖ε(β, γ, x)‖₂ and estimate E, q_E and its lower bound (Fischer §6)."""
 
 NAME = "estimate-error"
+PROGRESS_UNIT = "samples"  # what the progress bar counts
 HELP = "estimate the interpolation error bound E and q_E for a composable transformation"
 DESCRIPTION = ("Sample eps(beta, gamma, x) = P(psi_beta(psi_gamma x)) - P(psi_{beta+gamma} x) with "
                "beta ~ N(0, sigma^2), gamma ~ U(C), x from a dataset (Fischer et al. §5.2, §6); report "

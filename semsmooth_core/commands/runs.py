@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 NAME = "runs"
+PROGRESS_UNIT = "inputs"  # what the progress bar counts
 HELP = "manage certification runs in the results store (list/show/start/cancel/resume/export/import)"
 DESCRIPTION = (
     "Manage certification runs in the results store (SQLite; --db, else $SEMSMOOTH_DB, else "

@@ -8,6 +8,7 @@ translation augmentation) and write a checkpoint plus its card.
 from __future__ import annotations
 
 NAME = "train"
+PROGRESS_UNIT = "steps"  # what the progress bar counts
 HELP = "train a base classifier with Gaussian noise (+ rotation/translation) augmentation"
 DESCRIPTION = ("Train a base classifier for randomized smoothing: Gaussian noise N(0, sigma_eps^2) in "
                "pixel space [0,1], optional random rotation U[-r, r] degrees and translation "

@@ -1,6 +1,7 @@
 """``train-gsmooth-classifier``: a base classifier for the GSmooth classifier of one transformation."""
 
 NAME = "train-gsmooth-classifier"
+PROGRESS_UNIT = "steps"  # what the progress bar counts
 HELP = "train a base classifier on GSmooth samples (surrogate + augmented noise) of a transformation"
 ORDER = 46
 

@@ -1,6 +1,7 @@
 """``train-surrogate``: fit the GSmooth surrogate τ(θ,x) = H(F1(θ)+F2(x)) to a real transformation."""
 
 NAME = "train-surrogate"
+PROGRESS_UNIT = "steps"  # what the progress bar counts
 HELP = "train a GSmooth surrogate network for a non-resolvable transformation (zoom blur, pixelate, ...)"
 ORDER = 45
 
