@@ -291,3 +291,22 @@ def test_attack_searches_inside_the_radius(gen):
     assert a["survived"] == all(lab == int(y[0]) for lab in a["predict_labels"])
     with pytest.raises(SemsmoothError):
         attack_gsmooth(model, sur, get("zoom_blur"), x[0], int(y[0]), -1.0, 0.2, 0.5)
+
+
+def test_M_does_not_depend_on_the_clamp_convention_at_its_bounds(monkeypatch):
+    """τ(0, x) = x puts a digit's pixels on the bounds of H's output clamp, where the derivative is
+    a convention (PyTorch 2.11 passes it, 2.14 zeroes it). M is taken along the attack path (from
+    the right at ξ = 0), so both conventions give the same M; at ξ = 0 itself they differ."""
+    import semsmooth_core.gsmooth.surrogate as S
+
+    sur, _ = _shipped("zoom_blur")
+    x = embedded_mnist("heldout")[0][0]
+    xi_max = float(sur.config["theta_scale"])
+    got = {}
+    for name, inside in {"passed": lambda t: (t >= 0) & (t <= 1), "zeroed": lambda t: (t > 0) & (t < 1)}.items():
+        monkeypatch.setattr(S, "clamp01", lambda t, inside=inside: torch.where(inside(t), t, t.clamp(0, 1).detach()))
+        at0 = float(jacobian_norm(sur, x, torch.zeros(1, 1), 0.2, 0.5)[0])
+        got[name] = (at0, estimate_M(sur, x, 0.2, 0.5, xi_max, grid=17))
+    assert got["passed"][0] > 1.2 * got["zeroed"][0]            # the kink: the conventions differ at 0
+    assert got["passed"][1]["M"] == pytest.approx(got["zeroed"][1]["M"], rel=1e-4)
+    assert 0 < got["zeroed"][1]["xi"][0] <= 1e-5 * xi_max         # the curve starts just right of 0

@@ -76,7 +76,14 @@ class UNetH(nn.Module):
         d1 = self.dec1(torch.cat([F.interpolate(d2, size=e1.shape[-2:], mode="nearest"), e1], 1))
         u = self.out(d1).reshape(z.shape[0], G, C, *z.shape[-2:])
         gate = z[:, C:C + G].unsqueeze(2)
-        return (z[:, :C] + (gate * u).sum(dim=1)).clamp(0.0, 1.0)
+        return clamp01(z[:, :C] + (gate * u).sum(dim=1))
+
+
+def clamp01(t: torch.Tensor) -> torch.Tensor:
+    """H's output range [0, 1]. Its derivative AT the bounds differs between PyTorch versions (2.11:
+    passed, 2.14: zero), and τ(0, x) = x puts every pixel of a digit at 0 or 1 there: derivatives
+    at ξ = 0 are therefore taken from the right (``estimate_M``), never at the kink."""
+    return t.clamp(0.0, 1.0)
 
 
 class Surrogate(nn.Module):
