@@ -93,7 +93,10 @@ def test_certify_in_real_browser(chromium, app_env, results_db):
         metric.wait_for(state="visible", timeout=60_000)  # the result card (not the preview's max radius)
         radius = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
         assert math.isfinite(float(radius)) and float(radius) >= 0, radius
-        assert page.get_by_text("What is guaranteed").count() == 1
+        # Streamlit draws the result's elements one after another: wait for the block after the metric
+        guarantee = page.get_by_text("What is guaranteed")
+        guarantee.wait_for(state="visible", timeout=30_000)
+        assert guarantee.count() == 1
         # the sidebar is shared: the device line and the pickers are there
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert "Compute device" in sidebar.inner_text()
