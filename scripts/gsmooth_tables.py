@@ -11,7 +11,7 @@ Table 2 form: empirical accuracy under a search of the REAL transformation insid
 radius (grid + random, worst of k, PREDICT) beside certified accuracy, and every certified input
 that broke.
 
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py            # ~10-15 min on the shared 2-core CPU
+    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py            # ~5-13 min on the shared 2-core CPU
     python scripts/gsmooth_tables.py --images 12 --n 300 --attack-images 6   # ~2 min
     OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections photometric  # only those rows (~2 min),
                                                     # merged into the existing --out JSON / --md table
