@@ -1,6 +1,7 @@
 """The running app in a real headless Chromium: start ``streamlit run app.py`` on a free port,
 open Smoothing basics, run a certification and see a radius; then open the Results page by its
-URL (a deep link), click a row of a finished run and land on the Certify page with that input.
+URL (a deep link), click a row of a finished run and land on the Certify page with that input;
+open the Audio volume and GSmooth pages and certify on each.
 
 Skips when no Chromium is installed -- except in CI (``CI=true``), where it must run and fails.
 Uses the shipped ``mnist_cnn_noise025`` when present, else a tiny untrained checkpoint in a
@@ -111,4 +112,37 @@ def test_certify_in_real_browser(chromium, app_env, results_db):
         if not app_env:
             shot.pick_model(page, shot.CERTIFY_MODEL, "vignette+gauss:5:1")
             assert shot.input_value(page, "σ_ε (pixel scale)") == "0.300"
+        assert not errors, errors
+
+
+def test_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
+    """The Audio volume page plays a clip and certifies a radius in dB; the GSmooth page certifies
+    a blur with the shipped surrogate -- in the browser, with no exception and no script error."""
+    if app_env:
+        pytest.skip("the shipped speech and GSmooth models are not in this checkout")
+    import re
+
+    with shot.running_app(env={"OMP_NUM_THREADS": "1"}) as base, shot.browser_page(chromium) as page:
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        for url in ("audio_volume", "gsmooth"):
+            page.goto(f"{base}/{url}", wait_until="domcontentloaded")
+            certify = page.get_by_role("button", name="Certify", exact=True)
+            certify.wait_for(state="visible", timeout=60_000)
+            shot.wait_idle(page)
+            shot.dismiss_page_not_found(page)
+            if url == "audio_volume":
+                assert page.locator("audio").count() >= 1  # the clip can be heard
+            certify.click()
+            if url == "audio_volume":
+                verdict = page.locator('[data-testid="stAlert"]',
+                                       has_text=re.compile("certified for every volume change|Abstained"))
+            else:
+                verdict = page.locator('[data-testid="stMetric"]', has_text="p̲_A")
+            verdict.wait_for(state="visible", timeout=120_000)
+            shot.wait_idle(page)
+            text = verdict.first.inner_text()
+            if url == "audio_volume" and "Abstained" not in text:
+                assert re.search(r"\|γ\| < [0-9.]+ dB", text), text
+            assert page.locator('[data-testid="stException"]').count() == 0, url
         assert not errors, errors
