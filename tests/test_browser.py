@@ -1,7 +1,6 @@
 """The running app in a real headless Chromium: start ``streamlit run app.py`` on a free port,
-open Smoothing basics, run a certification and see a radius; then open the Results page by its
-URL (a deep link), click a row of a finished run and land on the Certify page with that input;
-open the Audio volume and GSmooth pages and certify on each.
+open the Results page by its URL (a deep link), click a row of a finished run and land on the
+Certify page with that input; open Smoothing basics, Audio volume and GSmooth and certify on each.
 
 Skips when no Chromium is installed -- except in CI (``CI=true``), where it must run and fails.
 Uses the shipped ``mnist_cnn_noise025`` when present, else a tiny untrained checkpoint in a
@@ -115,9 +114,10 @@ def test_certify_in_real_browser(chromium, app_env, results_db):
         assert not errors, errors
 
 
-def test_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
-    """The Audio volume page plays a clip and certifies a radius in dB; the GSmooth page certifies
-    a blur with the shipped surrogate -- in the browser, with no exception and no script error."""
+def test_basics_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
+    """Smoothing basics certifies a radius; the Audio volume page plays a clip and certifies a
+    radius in dB; the GSmooth page certifies a blur with the shipped surrogate -- in the browser,
+    with no exception and no script error."""
     if app_env:
         pytest.skip("the shipped speech and GSmooth models are not in this checkout")
     import re
@@ -125,6 +125,8 @@ def test_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
     with shot.running_app(env={"OMP_NUM_THREADS": "1"}) as base, shot.browser_page(chromium) as page:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        radius = shot.certify_on_basics(page, base)
+        assert math.isfinite(float(radius)) and float(radius) > 0, radius
         for url in ("audio_volume", "gsmooth"):
             page.goto(f"{base}/{url}", wait_until="domcontentloaded")
             certify = page.get_by_role("button", name="Certify", exact=True)
