@@ -73,10 +73,11 @@ with right:
         fake = sur(th, x[None])[0]
     diff = (real - fake).abs()
     c1, c2, c3 = st.columns(3)
-    c1.image(tensor_to_image(real, 140), caption=f"real {t.label}, ξ = {sev:.3g} {unit}")
-    c2.image(tensor_to_image(fake, 140), caption="surrogate τ(ξ, x)")
+    # width="stretch": the three fill equal columns (at "content" a long caption widens its image)
+    c1.image(tensor_to_image(real, 140), caption=f"real {t.label}, ξ = {sev:.3g} {unit}", width="stretch")
+    c2.image(tensor_to_image(fake, 140), caption="surrogate τ(ξ, x)", width="stretch")
     c3.image(tensor_to_image(diff / max(float(diff.max()), 1e-6), 140),
-             caption=f"|difference| (scaled), ‖·‖₂ = {float((real - fake).norm()):.3f}")
+             caption=f"|difference| (scaled), ‖·‖₂ = {float((real - fake).norm()):.3f}", width="stretch")
     err = sur_card.get("approximation_error_heldout", {})
     if err:
         st.caption(f"Held-out approximation error of this surrogate (card): mean ε = {err['eps_mean']:.3f}, "

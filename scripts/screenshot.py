@@ -4,7 +4,8 @@ Starts ``streamlit run app.py`` headless on a free port, drives Debian's Chromiu
 Playwright, and writes ``docs/assets/home.png``, ``docs/assets/smoothing_basics.png`` (after a
 certification) and ``docs/assets/certify.png`` (double smoothing of a held-out digit against
 rotation with the shipped rotation model: E estimated on the page, certificate, gallery and outer
-counts). Usage::
+counts), ``docs/assets/audio.png`` and ``docs/assets/gsmooth.png`` (each after a certification
+with the page's defaults). Usage::
 
     python scripts/screenshot.py [--out docs/assets] [--width 1400]
 
@@ -208,6 +209,36 @@ def certify_double_on_page(page, base: str, model: str = CERTIFY_MODEL, timeout_
     return metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
 
 
+def certify_on_page(page, base: str, url: str, timeout_ms: int = 120_000) -> str:
+    """Open the page at ``url`` ("audio_volume" or "gsmooth"), press its Certify button with the
+    page's defaults and return the verdict's text: the Audio page's certificate line (a radius in
+    dB, or "Abstained"), the GSmooth page's p̲_A metric."""
+    import re
+
+    page.goto(f"{base}/{url}", wait_until="domcontentloaded")
+    certify = page.get_by_role("button", name="Certify", exact=True)
+    certify.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    dismiss_page_not_found(page)
+    certify.click()
+    if url == "audio_volume":
+        verdict = page.locator('[data-testid="stAlert"]',
+                               has_text=re.compile("certified for every volume change|Abstained"))
+    else:
+        verdict = page.locator('[data-testid="stMetric"]', has_text="p̲_A")
+    verdict.first.wait_for(state="visible", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+    return verdict.first.inner_text()
+
+
+def page_shot(page, path: Path, width: int, height: int) -> None:
+    """The whole page at ``width`` × ``height`` from its top (Streamlit scrolls inside a container)."""
+    page.set_viewport_size({"width": width, "height": height})
+    scroll_to_top(page)
+    page.wait_for_timeout(1500)  # plotly and images finish drawing
+    page.screenshot(path=str(path))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=str(REPO / "docs" / "assets"), help="folder for the PNG files")
@@ -217,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="Smoothing basics screenshot height (pixels): input, votes and the result")
     ap.add_argument("--certify-height", type=int, default=2000,
                     help="Certify screenshot height (pixels): settings, result card, gallery, counts")
+    ap.add_argument("--audio-height", type=int, default=2350, help="Audio volume screenshot height (pixels)")
+    ap.add_argument("--gsmooth-height", type=int, default=2000, help="GSmooth screenshot height (pixels)")
     args = ap.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -236,17 +269,16 @@ def main(argv: list[str] | None = None) -> int:
         page.screenshot(path=str(out / "home.png"))
         radius = certify_on_basics(page, base)
         wait_idle(page)
-        page.set_viewport_size({"width": args.width, "height": args.basics_height})
-        scroll_to_top(page)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "smoothing_basics.png"))
+        page_shot(page, out / "smoothing_basics.png", args.width, args.basics_height)
         r_double = certify_double_on_page(page, base)
-        page.set_viewport_size({"width": args.width, "height": args.certify_height})
-        scroll_to_top(page)
-        page.wait_for_timeout(1500)
-        page.screenshot(path=str(out / "certify.png"))
-    print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}) and "
-          f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees)")
+        page_shot(page, out / "certify.png", args.width, args.certify_height)
+        audio = certify_on_page(page, base, "audio_volume")
+        page_shot(page, out / "audio.png", args.width, args.audio_height)
+        gsm = certify_on_page(page, base, "gsmooth").replace("\n", " ")
+        page_shot(page, out / "gsmooth.png", args.width, args.gsmooth_height)
+    print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}), "
+          f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees), {out / 'audio.png'} "
+          f"({audio}) and {out / 'gsmooth.png'} ({gsm})")
     return 0
 
 
