@@ -219,8 +219,14 @@ per_class = hist[hist["run"] == labels[first].split(" (")[0]] if len(hist) else 
 fig_cls = (px.histogram(per_class, x="radius", color="class", nbins=30,
                         category_orders={"class": sorted(per_class["class"].unique(), key=int)})
            if len(per_class) else go.Figure())
+if len(per_class) and float(per_class["radius"].max()) > 0:
+    # one set of 30 bins from 0 for every class, the largest radius inside the last one (radii often
+    # pile up at the largest that n can certify)
+    top = float(per_class["radius"].max())
+    fig_cls.update_traces(xbins=dict(start=0.0, end=top * 31 / 30, size=top / 30))
+    fig_cls.update_xaxes(range=[0.0, top * 31 / 30])
 fig_cls.update_layout(title=f"Per true class — {labels[first].split(' (')[0]}", xaxis_title=f"radius ({units[first]})",
-                      yaxis_title="inputs", height=380)
+                      yaxis_title="inputs", height=380, legend=dict(orientation="h", y=-0.3))
 h2.plotly_chart(fig_cls, width="stretch")
 
 

@@ -5,9 +5,9 @@ Playwright, and writes ``docs/assets/home.png``, ``docs/assets/smoothing_basics.
 certification) and ``docs/assets/certify.png`` (double smoothing of a held-out digit against
 rotation with the shipped rotation model: E estimated on the page, certificate, gallery and outer
 counts), ``docs/assets/audio.png`` and ``docs/assets/gsmooth.png`` (each after a certification
-with the page's defaults). Usage::
+with the page's defaults) and, with ``--results-db``, ``docs/assets/results.png``. Usage::
 
-    python scripts/screenshot.py [--out docs/assets] [--width 1400]
+    python scripts/screenshot.py [--out docs/assets] [--width 1400] [--results-db runs.sqlite]
 
 Needs ``/usr/bin/chromium`` (Debian packages ``chromium`` and ``chromium-driver``) or
 ``$CHROMIUM``; Playwright's own browser download is not used.
@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="Certify screenshot height (pixels): settings, result card, gallery, counts")
     ap.add_argument("--audio-height", type=int, default=2350, help="Audio volume screenshot height (pixels)")
     ap.add_argument("--gsmooth-height", type=int, default=2000, help="GSmooth screenshot height (pixels)")
+    ap.add_argument("--results-db", help="also write results.png: the Results page on this results store "
+                    "(e.g. the 1,000-input run of benchmarks/run_lifecycle.py with a Cohen log imported by "
+                    "`runs import`); the page shows its newest run of ours and its newest imported log")
+    ap.add_argument("--results-height", type=int, default=1900, help="Results screenshot height (pixels)")
     args = ap.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -257,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with running_app() as base, browser_page(chromium, args.width, args.height) as page:
+    env = {"SEMSMOOTH_DB": str(Path(args.results_db).resolve())} if args.results_db else None
+    with running_app(env=env) as base, browser_page(chromium, args.width, args.height) as page:
         page.goto(base, wait_until="domcontentloaded")
         wait_idle(page)
         page.wait_for_selector(".js-plotly-plot", timeout=60_000)
@@ -276,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         page_shot(page, out / "audio.png", args.width, args.audio_height)
         gsm = certify_on_page(page, base, "gsmooth").replace("\n", " ")
         page_shot(page, out / "gsmooth.png", args.width, args.gsmooth_height)
+        if args.results_db:
+            page.goto(f"{base}/results", wait_until="domcontentloaded")
+            wait_idle(page)
+            page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+            page_shot(page, out / "results.png", args.width, args.results_height)
     print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}), "
           f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees), {out / 'audio.png'} "
           f"({audio}) and {out / 'gsmooth.png'} ({gsm})")
