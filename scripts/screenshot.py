@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
             page_shot(page, out / "results.png", args.width, args.results_height)
     print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}), "
           f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees), {out / 'audio.png'} "
-          f"({audio}) and {out / 'gsmooth.png'} ({gsm})")
+          f"({audio}) and {out / 'gsmooth.png'} ({gsm})" + (f"; {out / 'results.png'}" if args.results_db else ""))
     return 0
 
 
