@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import socket
@@ -213,8 +214,6 @@ def certify_on_page(page, base: str, url: str, timeout_ms: int = 120_000) -> str
     """Open the page at ``url`` ("audio_volume" or "gsmooth"), press its Certify button with the
     page's defaults and return the verdict's text: the Audio page's certificate line (a radius in
     dB, or "Abstained"), the GSmooth page's p̲_A metric."""
-    import re
-
     page.goto(f"{base}/{url}", wait_until="domcontentloaded")
     certify = page.get_by_role("button", name="Certify", exact=True)
     certify.wait_for(state="visible", timeout=timeout_ms)

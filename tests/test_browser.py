@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -120,8 +121,6 @@ def test_basics_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
     with no exception and no script error."""
     if app_env:
         pytest.skip("the shipped speech and GSmooth models are not in this checkout")
-    import re
-
     with shot.running_app(env={"OMP_NUM_THREADS": "1"}) as base, shot.browser_page(chromium) as page:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
