@@ -218,8 +218,10 @@ def test_certify_gsmooth_fields_and_errors(gen):
     if c.label != -1:
         e = c.extra
         assert 0 <= c.radius <= e["xi_max"]
-        assert e["radius_corrected_uniform"] <= e["radius_surrogate"] + 1e-12
-        assert e["radius_corrected_path"] <= e["radius_surrogate"] + 1e-12 or e["radius_corrected_path"] <= e["xi_max"]
+        assert e["radius_corrected_uniform"] <= e["radius_cor1"] + 1e-12
+        assert e["radius_corrected_path"] <= e["radius_cor1"] + 1e-12 or e["radius_corrected_path"] <= e["xi_max"]
+        assert e["radius_surrogate"] == max(e["radius_corrected_uniform"], e["radius_corrected_path"])
+        assert c.radius == e["radius_real"] and e["sound"] is True and e["radius_surrogate_sound"] is False
     with pytest.raises(SemsmoothError):
         certify_gsmooth(model, sur, t, x[0], 0.2, 0.0, 10, 100, 0.01)
     with pytest.raises(SemsmoothError):
