@@ -274,6 +274,13 @@ def test_gsmooth_page_certify_and_bad_sigma():
     at.run()
     assert not at.exception, at.exception
     assert any(m.label == "prediction" for m in at.metric)
+    cert = at.session_state["gs_cert"][2]
+    if not cert.abstained:        # both radii, labelled, and the plain statement with its sound flag
+        labels = [m.label for m in at.metric]
+        assert any(lab.startswith("radius_real") and lab.endswith("sound") for lab in labels)
+        assert any(lab.startswith("radius_surrogate") and lab.endswith("estimate") for lab in labels)
+        assert any(i.value.startswith("Sound · attacker: worst-case") and "EVERY severity" in i.value
+                   for i in at.info)
     at.number_input(key="gs_sigma2").set_value(0.0)
     at.run()
     assert not at.exception and at.error, "σ₂ = 0 must give one st.error line"
