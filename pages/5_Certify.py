@@ -17,7 +17,8 @@ import streamlit as st
 from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, current_model,
                            ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
                            take_run_request, tensor_to_image)
-from semsmooth_core import jobs, pipeline, planner, smoothing, stats, transforms
+from semsmooth_core import planner, smoothing, stats, transforms
+from semsmooth_core.runs import jobs, pipeline
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.validation import SemsmoothError
 

@@ -22,9 +22,9 @@ import streamlit as st
 from PIL import Image
 
 from pages._shared import cached_dataset, ensure_worker, model_ref, seed, show_error, tensor_to_image
-from semsmooth_core import jobs
+from semsmooth_core.runs import jobs
 from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
-from semsmooth_core.summary import accuracy_curve, radius_grid, summarize, table_row
+from semsmooth_core.runs.summary import accuracy_curve, radius_grid, summarize, table_row
 from semsmooth_core.validation import SemsmoothError
 
 CERTIFY_PAGE = "pages/5_Certify.py"

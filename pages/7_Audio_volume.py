@@ -199,7 +199,7 @@ n_clips = int(st.number_input("clips for a quick table (evenly spaced)", 2, 50, 
 @st.cache_data(show_spinner=False, max_entries=8)
 def quick_table(model_name: str, n_clips: int, sigma_g: float, sigma_eps: float, E: float, qE: float, c_half: float,
                 seed: int):
-    from semsmooth_core import pipeline, summary
+    from semsmooth_core.runs import pipeline, summary
 
     step = max(1, len(x_all) // n_clips)
     cfg = {"dataset": "speech-words", "model": model_name, "transform": "volume", "sigma_gamma": sigma_g,

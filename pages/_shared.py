@@ -357,13 +357,13 @@ def _spawned_workers() -> dict:
 
 
 def ensure_worker(store) -> None:
-    """Start a background worker (``semsmooth_core.jobs``) for the store's queued runs, unless one
+    """Start a background worker (``semsmooth_core.runs.jobs``) for the store's queued runs, unless one
     is running or was started by this server and is still starting: a worker needs a few
     seconds to claim its first run, and until then the store shows none, so a second "start"
     would launch a second worker that runs the next queued run in parallel instead of after.
     A worker that has claimed runs before and runs none now is ending (its queue was empty): a
     run queued now needs a new one."""
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
 
     procs = _spawned_workers()
     proc = procs.get(str(store.path))
@@ -378,7 +378,7 @@ def take_run_request() -> dict | None:
     ``"certify_run"`` and ``"certify_index"``, set by the Results page; consumed here):
     ``{"run", "name", "index", "params" (defaults filled in), "row" (the stored row or None)}``,
     or None (after one st.error line when the run cannot be read)."""
-    from semsmooth_core.pipeline import with_defaults
+    from semsmooth_core.runs.pipeline import with_defaults
     from semsmooth_core.runs import Store
 
     rid, idx = st.session_state.pop("certify_run", None), st.session_state.pop("certify_index", None)
@@ -397,7 +397,7 @@ def take_run_request() -> dict | None:
 
 def certify_widget_values(params: dict, index: int, transforms_offered: list[str]) -> tuple[dict, list[str]]:
     """Certify-page widget values (session-state keys ``cf_*``) for a run's parameters (a
-    ``semsmooth_core.pipeline`` config with defaults) and dataset ``index``, plus notes on
+    ``semsmooth_core.runs.pipeline`` config with defaults) and dataset ``index``, plus notes on
     what the page cannot carry over."""
     from semsmooth_core import transforms
 

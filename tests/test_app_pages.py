@@ -228,7 +228,7 @@ CERTIFY = "pages/5_Certify.py"
 def test_certify_opens_a_runs_input_and_reproduces_its_row(tmp_path, monkeypatch):
     """Results -> Certify: a run's input opens with the run's parameters, model, dataset and seed
     prefilled, says so, and Certify reproduces the run's stored row (same per-input random stream)."""
-    from semsmooth_core import jobs, pipeline
+    from semsmooth_core.runs import jobs, pipeline
     from semsmooth_core.runs import Store
 
     monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))

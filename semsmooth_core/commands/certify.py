@@ -1,13 +1,13 @@
 """``certify``: certify inputs of a dataset against a semantic transformation (Fischer Thm 4.2,
 Lemma 4.3, §6.2, §6.3), a transformation without a closed form (GSmooth) or plain Gaussian
-noise, with the shared runner ``semsmooth_core.pipeline.certify_inputs``.
+noise, with the shared runner ``semsmooth_core.runs.pipeline.certify_inputs``.
 
 Where finished rows go (none is lost when the command is killed):
 
 - ``--db PATH``: every row is committed to the SQLite results store (``semsmooth_core.runs``) as
   soon as its input is finished; the JSON says ``run_id`` and ``db``. A stopped run continues
   with ``certify --resume RUN --db PATH`` (or ``runs resume RUN``): finished indices are skipped.
-- ``--ray [ADDRESS]``: shards on a Ray cluster (``semsmooth_core.distributed.run_on_ray``), rows
+- ``--ray [ADDRESS]``: shards on a Ray cluster (``semsmooth_core.runs.ray_shards.run_on_ray``), rows
   into the store at ``--db`` (default: ``runs.db_path()``).
 - ``--out FILE``: the JSON result, rewritten (atomically) after every finished row while the run
   goes on (``"partial": true`` until the end), in the same format as the final file.
@@ -217,7 +217,7 @@ class OutFile:
         self.rows.append(row)
         if self.path is None:
             return
-        from semsmooth_core.summary import summarize
+        from semsmooth_core.runs.summary import summarize
 
         self._text.append(self._dumps(row))
         unit = next((r.get("radius_unit") for r in self.rows if r.get("radius_unit")), None)
@@ -241,7 +241,7 @@ def _rows_of_run(store, run_id: int, fresh: list[dict]) -> list[dict]:
 
 
 def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), None)
     out = summarize(rows, radius_unit=unit)
@@ -257,8 +257,8 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
 def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
     """Certify the pending inputs of a claimed run, committing each row at once; set the final
     status (done / cancelled / failed) and return the pipeline's summary of this session."""
-    from semsmooth_core import jobs
-    from semsmooth_core.pipeline import certify_inputs
+    from semsmooth_core.runs import jobs
+    from semsmooth_core.runs.pipeline import certify_inputs
     from semsmooth_core.validation import SemsmoothError
 
     run = store.get_run(run_id)
@@ -296,7 +296,7 @@ def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
 
 def _store_meta(store, run_id: int) -> dict:
     """What the store knows of a run (for a JSON without a session of its own: Ray, a done run)."""
-    from semsmooth_core.pipeline import validate_config
+    from semsmooth_core.runs.pipeline import validate_config
     from semsmooth_core.validation import SemsmoothError
 
     run = store.get_run(run_id)
@@ -312,7 +312,7 @@ def _store_meta(store, run_id: int) -> dict:
 
 
 def run(args, progress):
-    from semsmooth_core.pipeline import resolve_E, validate_config
+    from semsmooth_core.runs.pipeline import resolve_E, validate_config
     from semsmooth_core.validation import SemsmoothError
 
     if args.resume is not None:
@@ -331,7 +331,7 @@ def run(args, progress):
         return _on_ray(args, resolve_E(config), indices, progress)
 
     if args.db is None:
-        from semsmooth_core.pipeline import certify_inputs
+        from semsmooth_core.runs.pipeline import certify_inputs
 
         out = OutFile(args.out)
         summary = certify_inputs(config, indices, out.add, progress=progress)
@@ -339,7 +339,7 @@ def run(args, progress):
         out.final(result)
         return result
 
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from semsmooth_core.runs import Store
 
     store = Store(args.db)
@@ -388,7 +388,7 @@ def _resume(args, progress):
 def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id: int | None = None) -> dict:
     """``--ray``: shards as Ray tasks (``distributed.run_on_ray``), rows into the store; the same
     JSON as a local run (summary + rows) plus ``run_id``, ``db``, ``status``, ``shards``."""
-    from semsmooth_core.distributed import import_ray, run_on_ray
+    from semsmooth_core.runs.ray_shards import import_ray, run_on_ray
     from semsmooth_core.runs import Store, db_path
 
     import_ray()  # the install hint before any run is recorded

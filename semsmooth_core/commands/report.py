@@ -43,7 +43,7 @@ def parse_radii(spec: str) -> list[str]:
 
 def run(args, progress):
     from semsmooth_core.runs import Store, db_path, load_rows
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     radii = parse_radii(args.radii)
     from pathlib import Path

@@ -41,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--unit", default=None, help="import: the radius unit of the log (default l2 on [0,1] pixels)")
     p.add_argument("--run", dest="run_id", type=int, default=None, help="worker: take only this run")
     p.add_argument("--runner", default=None, help="worker: certification function MODULE:FUNC "
-                                                  "(default semsmooth_core.pipeline:certify_inputs)")
+                                                  "(default semsmooth_core.runs.pipeline:certify_inputs)")
 
 
 def _config(spec: str | None) -> dict:
@@ -89,9 +89,9 @@ def _summary(run: dict) -> dict:
 
 
 def run(args, progress):
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from semsmooth_core.runs import Store, export_tsv, import_tsv
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
     from semsmooth_core.validation import SemsmoothError
 
     store = Store(args.db)
@@ -114,7 +114,7 @@ def run(args, progress):
         cfg = _config(args.config)
         idx = _indices(args.indices, cfg)
         if args.ray is not None:
-            from semsmooth_core.distributed import run_on_ray
+            from semsmooth_core.runs.ray_shards import run_on_ray
 
             return run_on_ray(cfg, idx, store.path, address=args.ray or None, shards=args.shards,
                               name=args.name, progress=progress)
@@ -141,7 +141,7 @@ def run(args, progress):
         return {"id": rid, "status": store.request_cancel(rid)}
     if a == "resume":
         if args.ray is not None:
-            from semsmooth_core.distributed import run_on_ray
+            from semsmooth_core.runs.ray_shards import run_on_ray
 
             run = store.get_run(rid)
             return run_on_ray(run["params"], run["indices"], store.path, address=args.ray or None,

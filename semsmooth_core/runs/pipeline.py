@@ -1,5 +1,5 @@
 """The per-dataset certification runner shared by the CLI (``certify``), the app and the
-background worker (``semsmooth_core.jobs``).
+background worker (``semsmooth_core.runs.jobs``).
 
 ``certify_inputs(config, indices, on_row, progress=None, should_stop=None) -> dict`` certifies
 each listed input of a dataset and hands every finished row to ``on_row`` at once (so a results
@@ -449,13 +449,13 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     correct, base_correct (the base model on the clean preprocessed input), n_forward, seconds,
     clipped. ``progress(done, total)`` counts inputs; ``should_stop()`` is polled between
     inputs (the summary then says ``"stopped": True``). Returns
-    :func:`semsmooth_core.summary.summarize` of the rows plus ``config`` (E resolved), ``seed``,
+    :func:`semsmooth_core.runs.summary.summarize` of the rows plus ``config`` (E resolved), ``seed``,
     ``model_sha256``, ``environment`` and, with ``estimate_E``, the E estimate.
     """
     from semsmooth_core.data.datasets import load_dataset
     from semsmooth_core.repro import environment
     from semsmooth_core.runs import model_sha256
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     c = validate_config(config)
     indices = [int(i) for i in indices]

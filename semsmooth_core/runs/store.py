@@ -1,4 +1,4 @@
-"""Results store (SQLite) and import/export of Cohen-format certification logs.
+"""Results store (SQLite): runs, their rows, status and the worker bookkeeping.
 
 A *run* is one certification of many inputs: its parameters (the certify options, JSON), seed,
 model checksum, library versions, status and timestamps. A *row* is one finished input (DESIGN
@@ -13,19 +13,13 @@ on disk once ``add_row`` returns, even if the machine loses power right after.
 Where the database lives: ``db_path()`` — an explicit path (``--db``), else ``$SEMSMOOTH_DB``,
 else ``semsmooth_core.paths.data_home() / "runs.sqlite"``.
 
-Cohen et al.'s ``certify.py`` log format (TSV, REFERENCE_NOTES): ``idx label predict radius
-correct time``; abstention = predict -1 with radius 0; ``time`` in seconds (``15.4``) or as
-``str(datetime.timedelta)`` (``0:02:32.717239``). :func:`parse_tsv` reads both,
-:func:`export_tsv` writes it.
+Cohen-format logs (TSV) are read and written by :mod:`semsmooth_core.runs.cohen_tsv`.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -425,117 +419,3 @@ def model_sha256(model: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- Cohen TSV
-COHEN_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
-_TD = re.compile(r"^(?:(?P<d>-?\d+) days?, )?(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
-
-
-def parse_time(text: str) -> float:
-    """Seconds from a Cohen log's ``time`` cell: ``15.4`` or ``0:02:32.717239`` (a
-    ``datetime.timedelta`` string, possibly ``1 day, 2:00:00``)."""
-    s = text.strip()
-    m = _TD.match(s)
-    if m:
-        return (int(m["d"] or 0) * 86400 + int(m["h"]) * 3600 + int(m["m"]) * 60 + float(m["s"]))
-    v = float(s)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(s)
-    return v
-
-
-def parse_tsv(source, name: str = "log", radius_unit: str = DEFAULT_UNIT) -> list[dict]:
-    """Rows of a Cohen-format log (``idx label predict radius correct time``, tab separated,
-    header first). ``source``: a path, bytes or text. Any problem -> one-line SemsmoothError
-    naming the file and line."""
-    if isinstance(source, (bytes, bytearray)):
-        text = bytes(source).decode("utf-8", errors="replace")
-    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
-                                      and Path(source).is_file()):
-        p = Path(source)
-        name = p.name
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            raise SemsmoothError(f"cannot read {p}: {e.strerror or e}") from None
-    else:
-        text = str(source)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise SemsmoothError(f"{name}: empty file (expected a header 'idx label predict radius correct time')")
-    split = (lambda ln: ln.rstrip("\r\n").split("\t")) if "\t" in lines[0] else (lambda ln: ln.split())
-    header = [h.strip().lower() for h in split(lines[0])]
-    missing = [c for c in COHEN_COLUMNS if c not in header]
-    if missing:
-        raise SemsmoothError(f"{name}: not a certify log: missing column(s) {', '.join(missing)} "
-                             f"(header is {' '.join(header)[:80]!r}; expected {' '.join(COHEN_COLUMNS)})")
-    if len(lines) == 1:
-        raise SemsmoothError(f"{name}: the log has a header but no rows")
-    pos = {c: header.index(c) for c in COHEN_COLUMNS}
-    rows, seen = [], set()
-    for lineno, ln in enumerate(lines[1:], start=2):
-        cells = [c.strip() for c in split(ln)]
-        if len(cells) < len(header):
-            raise SemsmoothError(f"{name} line {lineno}: {len(cells)} columns, the header has {len(header)}")
-        col = "idx"
-        try:
-            idx = int(cells[pos["idx"]]); col = "label"
-            label = int(cells[pos["label"]]); col = "predict"
-            pred = int(cells[pos["predict"]]); col = "radius"
-            rad = float(cells[pos["radius"]])
-            if not math.isfinite(rad) or rad < 0:
-                raise ValueError
-            col = "correct"
-            corr = int(cells[pos["correct"]])
-            if corr not in (0, 1):
-                raise ValueError
-            col = "time"
-            secs = parse_time(cells[pos["time"]])
-        except (ValueError, IndexError):
-            bad = cells[pos[col]] if pos[col] < len(cells) else ""
-            raise SemsmoothError(f"{name} line {lineno}: {col} {bad[:30]!r} is not a valid "
-                                 f"{'non-negative number' if col in ('radius', 'time') else 'integer'}") from None
-        if idx in seen:
-            raise SemsmoothError(f"{name} line {lineno}: index {idx} appears twice")
-        seen.add(idx)
-        rows.append({"index": idx, "label": label, "prediction": pred, "radius": rad,
-                     "radius_unit": radius_unit, "correct": bool(corr), "seconds": secs})
-    return rows
-
-
-def export_tsv(rows: Iterable[Mapping]) -> str:
-    """A Cohen-format log of rows: ``idx label predict radius correct time``, radius with 3
-    significant digits (as their ``certify.py`` writes it), time in seconds."""
-    out = io.StringIO()
-    out.write("\t".join(COHEN_COLUMNS) + "\n")
-    for r in rows:
-        secs = r.get("seconds")
-        out.write(f"{int(r['index'])}\t{int(r['label'])}\t{int(r['prediction'])}\t{float(r['radius']):.3}\t"
-                  f"{int(bool(r['correct']))}\t{'' if secs is None else format(float(secs), '.4f')}\n")
-    return out.getvalue()
-
-
-def import_tsv(store: Store, source, name: str | None = None, radius_unit: str = DEFAULT_UNIT) -> int:
-    """Store a Cohen-format log as a run of kind ``import`` (status done). Returns its id."""
-    label = name or (Path(source).name if isinstance(source, (str, Path)) and "\n" not in str(source)
-                     else "imported log")
-    rows = parse_tsv(source, name=label, radius_unit=radius_unit)
-    run_id = store.create_run({"source": label, "format": "cohen-tsv", "radius_unit": radius_unit},
-                              [r["index"] for r in rows], name=label, status="queued", kind="import")
-    store.add_rows(run_id, rows)
-    store.set_status(run_id, "done")
-    return run_id
-
-
-def load_rows(store: Store | None, ref) -> tuple[list[dict], dict]:
-    """Rows and a description for ``report``: ``ref`` is a TSV file path, a run id or a run name."""
-    p = Path(str(ref)).expanduser()
-    if p.is_file():
-        rows = parse_tsv(p)
-        return rows, {"source": str(p), "kind": "file", "radius_unit": DEFAULT_UNIT}
-    store = store or Store()
-    run_id = store.find_run(ref)
-    run = store.get_run(run_id)
-    rows = store.rows(run_id)
-    unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), run["params"].get("radius_unit"))
-    return rows, {"source": f"run {run_id}", "run_id": run_id, "name": run["name"], "kind": run["kind"],
-                  "status": run["status"], "total": run["total"], "params": run["params"],
-                  "radius_unit": unit}
