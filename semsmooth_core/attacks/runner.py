@@ -115,7 +115,7 @@ def attack_input(target: Target, t, x: torch.Tensor, y: int, region: Region, bud
     EoT probability margin), ``broken`` and the forward passes spent. ``stop_when_broken``: the base
     classifier's search ends after the phase in which its margin went below 0 (else the whole
     budget looks for the lowest margin, e.g. "find the worst angle")."""
-    budget = check_count("budget", budget)
+    budget = check_count("budget", budget)     # n_forward + n_backward <= budget
     k_worst = check_count("k_worst", k_worst)
     t0 = time.perf_counter()
     apply = _apply_fn(t, x, interpolation, target.device)
@@ -159,7 +159,7 @@ def attack_input(target: Target, t, x: torch.Tensor, y: int, region: Region, bud
         bad = [i for i, lab in enumerate(labels) if lab != y]
     pick = bad[0] if bad else 0
     out = {"broken": bool(bad), "n_candidates": int(torch.isfinite(res.scores).sum()),
-           "n_forward": int(n_fwd), "seconds": time.perf_counter() - t0}
+           "n_forward": int(n_fwd), "n_backward": int(res.n_backward), "seconds": time.perf_counter() - t0}
     if worst.shape[0]:
         out.update({"worst_param": [float(v) for v in worst[pick]], "worst_prediction": labels[pick],
                     "margin": float(wscores[pick]), "worst_of_k": [[float(v) for v in w] for w in worst],

@@ -119,7 +119,8 @@ class SearchResult:
     params: torch.Tensor          # [m, d] every point scored (float64)
     scores: torch.Tensor          # [m] (lower = worse for the classifier; +inf = infeasible)
     phase: list[str]              # per point: grid | random | refine
-    n_forward: int                # forward passes spent (a gradient costs one more per point)
+    n_forward: int                # forward passes spent
+    n_backward: int = 0           # backward passes (gradients); the budget counts each as a forward pass
     spacing: torch.Tensor | None = None   # the grid spacing per dimension
 
     def worst(self, k: int = 1, min_dist: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,7 +148,8 @@ class SearchResult:
 def search(score: ScoreFn, region: Region, budget: int, *, cost: int = 1, generator: torch.Generator | None = None,
            grid_fraction: float = 0.5, random_fraction: float = 0.2, k: int = 4, grad: GradFn | None = None,
            stop_below: float | None = None, max_rounds: int = 12) -> SearchResult:
-    """Spend at most ``budget`` forward passes (``cost`` per scored point, ``2·cost`` per gradient)
+    """Spend at most ``budget`` passes (``cost`` forward passes per scored point; a gradient costs
+    ``cost`` forward and ``cost`` backward passes, both counted against the budget)
     searching ``region`` for low ``score``. ``stop_below``: stop after the phase or round in
     which a score below it was found (e.g. 0 = the base classifier is already wrong)."""
     if budget < cost:
@@ -156,7 +158,8 @@ def search(score: ScoreFn, region: Region, budget: int, *, cost: int = 1, genera
     P: list[torch.Tensor] = []
     S: list[torch.Tensor] = []
     phase: list[str] = []
-    used = 0
+    used = 0                                        # points scored, a gradient counting 2
+    n_grad = 0
 
     def run(pts: torch.Tensor, name: str) -> None:
         nonlocal used
@@ -202,6 +205,7 @@ def search(score: ScoreFn, region: Region, budget: int, *, cost: int = 1, genera
                 break
             _, g = grad(centres)
             used += 2 * centres.shape[0]
+            n_grad += centres.shape[0]
             g = g.to(torch.float64).cpu()
             props = []
             for j in range(centres.shape[0]):
@@ -221,6 +225,6 @@ def search(score: ScoreFn, region: Region, budget: int, *, cost: int = 1, genera
             run(props, "refine")
             if best() >= before:
                 steps = steps * 0.5
-    res = SearchResult(torch.cat(P), torch.cat(S), phase, used * cost)
+    res = SearchResult(torch.cat(P), torch.cat(S), phase, (used - n_grad) * cost, n_grad * cost)
     res.spacing = region.spacing(n_grid)
     return res
