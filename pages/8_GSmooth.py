@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from pages._attack_panel import attack_panel
 from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
                            tensor_to_image)
 from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, estimate_M,
@@ -149,6 +150,9 @@ if "gs_cert" in st.session_state:
             f"A = {e['A']:.3f}; R(1 − Aε) = {e['radius_corrected_uniform']:.4g} (Thm 3, uniform ε), "
             f"path-wise ε and M: {e['radius_corrected_path']:.4g}. Radii are capped at ξ_max = {e['xi_max']:g} "
             f"{cert.radius_unit}, the range where M and ε were measured.")
+
+attack_panel("gs_attack", x, label, cached_model(base_name)[0], name, xi_max,
+             smoothed={"smoothing": "gsmooth", "sigma_gamma": sigma1, "sigma2": sigma2}, budget=200)
 
 st.subheader("σ₁ × σ₂ grid (Table 3 form)")
 g1, g2, g3 = st.columns(3)

@@ -244,3 +244,58 @@ def test_standing_check_reports_a_break_of_a_wrong_certificate(monkeypatch):
     assert res["broken"] == res["certified"] == 2 and not res["ok"]
     b = res["breaks"][0]
     assert {"index", "param", "prediction", "certified_class", "radius", "radius_unit", "p_lower"} <= set(b)
+
+
+# --------------------------------------------------------------------------- pages (AppTest)
+def _page(page: str):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from pathlib import Path
+
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=120)
+    at.run()
+    at.switch_page(f"pages/{page}")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_certify_page_attack_panel(tmp_path, monkeypatch):
+    """Certify page, transform smoothing: the panel's search finds a worst angle inside C, shows the
+    original and the attacked digits and the base and smoothed (PREDICT) predictions there."""
+    monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
+    at = _page("5_Certify.py")
+    at.radio(key="cf_kind").set_value("transform").run()
+    at.number_input(key="cf_attack_budget").set_value(60)
+    at.number_input(key="cf_attack_npred").set_value(20)
+    at.number_input(key="cf_attack_alpha").set_value(0.05)
+    at.run()
+    at.button(key="cf_attack_go").click().run()
+    assert not at.exception and not [e.value for e in at.error], [e.value for e in at.error]
+    got = at.session_state["cf_attack_result"]
+    assert set(got["res"]) == {"base", "smoothed"}
+    for a in got["res"].values():
+        assert -30 <= a["worst_param"][0] <= 30 and "base_at_worst" in a and "smoothed_at_worst" in a
+    text = " ".join(m.value for m in at.markdown)
+    assert "base predicts" in text and "smoothed (PREDICT)" in text
+    assert any("worst for the base classifier" in str(i.proto) for i in at.get("image"))
+
+
+def test_transform_explorer_finds_the_worst_angle():
+    at = _page("3_Transform_explorer.py")
+    if "mnist_cnn_noise025" in at.selectbox(key="te_attack_model").options:
+        at.selectbox(key="te_attack_model").select("mnist_cnn_noise025")
+    at.number_input(key="te_attack_budget").set_value(40).run()
+    at.button(key="te_attack_go").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    a = at.session_state["te_attack_result"]["res"]["base"]
+    assert len(a["worst_param"]) == 1 and a["n_forward"] + a["n_backward"] <= 40
+
+
+def test_results_page_shows_attack_curves_or_says_how_to_make_them(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
+    at = _page("6_Results.py")
+    assert any(s.value == "Empirical robustness beside certificates" for s in at.subheader)

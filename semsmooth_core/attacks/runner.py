@@ -158,8 +158,16 @@ def attack_input(target: Target, t, x: torch.Tensor, y: int, region: Region, bud
     else:
         bad = [i for i, lab in enumerate(labels) if lab != y]
     pick = bad[0] if bad else 0
+    # the smallest ‖γ‖_∞ at which a break was seen: base classifier, any scored point with margin < 0;
+    # smoothed, the PREDICT-checked points (for curves of accuracy under attacks in [−r, r]^d)
+    norms = []
+    if not target.smoothed and not certified:
+        hit = res.scores < 0
+        norms += res.params[hit].abs().amax(dim=1).tolist() if bool(hit.any()) else []
+    norms += [float(worst[i].abs().max()) for i in bad]
     out = {"broken": bool(bad), "n_candidates": int(torch.isfinite(res.scores).sum()),
-           "n_forward": int(n_fwd), "n_backward": int(res.n_backward), "seconds": time.perf_counter() - t0}
+           "n_forward": int(n_fwd), "n_backward": int(res.n_backward),
+           "break_linf": min(norms) if norms else None, "seconds": time.perf_counter() - t0}
     if worst.shape[0]:
         out.update({"worst_param": [float(v) for v in worst[pick]], "worst_prediction": labels[pick],
                     "margin": float(wscores[pick]), "worst_of_k": [[float(v) for v in w] for w in worst],
