@@ -299,3 +299,18 @@ def test_results_page_shows_attack_curves_or_says_how_to_make_them(tmp_path, mon
     monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
     at = _page("6_Results.py")
     assert any(s.value == "Empirical robustness beside certificates" for s in at.subheader)
+
+
+@pytest.mark.parametrize("page,key", [("8_GSmooth.py", "gs_attack"), ("7_Audio_volume.py", "av_attack")])
+def test_gsmooth_and_audio_pages_attack_panel(page, key):
+    at = _page(page)
+    at.number_input(key=f"{key}_budget").set_value(20)
+    at.number_input(key=f"{key}_npred").set_value(10)
+    at.number_input(key=f"{key}_alpha").set_value(0.1)
+    at.run()
+    at.button(key=f"{key}_go").click().run()
+    assert not at.exception and not [e.value for e in at.error], [e.value for e in at.error]
+    got = at.session_state[f"{key}_result"]
+    lo, hi = got["range"][0]
+    for a in got["res"].values():
+        assert lo <= a["worst_param"][0] <= hi and "smoothed_at_worst" in a

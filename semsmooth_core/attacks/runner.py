@@ -347,8 +347,9 @@ def attack_certified(config: dict, x: torch.Tensor, label: int, cert, model, pre
                      generator: torch.Generator | None = None) -> dict:
     """``certify --attack``: search the real transformation inside the certified region of ``cert``
     (its radius ∩ the attacker range C; for noise smoothing the γ in C with ‖P(ψ_γ(x)) − P(x)‖₂ < R)
-    and ask the same smoothed classifier (PREDICT, n = the certificate's n, α = alpha_gamma) at the
-    worst points. Returns row fields ``attack_broken`` (None when there is nothing to attack: an
+    and ask the same smoothed classifier (PREDICT, n = the certificate's n or ``attack_n_predict``;
+    double: n_ε = ``attack_n_eps`` or the certificate's; α = alpha_gamma) at the worst points. Config
+    keys ``attack_budget``, ``attack_n_probe``, ``attack_k_worst``, ``attack_refine`` tune the search. Returns row fields ``attack_broken`` (None when there is nothing to attack: an
     abstention, k-smoothing), ``attack_param``, ``attack_prediction``, ``attack_n_forward``.
     ``label`` (the true label) is not used: the attack is on the certified class."""
     from semsmooth_core import transforms
@@ -362,9 +363,9 @@ def attack_certified(config: dict, x: torch.Tensor, label: int, cert, model, pre
     t = transforms.get(config.get("transform") or "rotation")
     e = cert.extra
     kind = {"gsmooth": "gsmooth", "resolvable": "gsmooth"}.get(e.get("method"), sm)
-    n = int(config["n_eps"] if kind == "noise" else config["n_gamma"])
+    n = int(config.get("attack_n_predict") or (config["n_eps"] if kind == "noise" else config["n_gamma"]))
     ac = {**config, "smoothing": kind, "n_predict": n, "alpha": float(config.get("alpha_gamma", 0.001)),
-          "n_eps": int(config.get("n_eps", 20)) if kind == "double" else 20,
+          "n_eps": int(config.get("attack_n_eps") or config.get("n_eps", 20)) if kind == "double" else 20,
           "attacker_range": config.get("attacker_range")}
     if kind == "gsmooth":
         ac["attacker_range"] = None
@@ -423,7 +424,7 @@ def soundness_check(config: dict, indices: list[int], progress=None) -> dict:
         allowed += sum(1 - float(v) for v in q) if isinstance(q, (list, tuple)) else 1 - float(q)
     n = len(cert_rows)
     lower = stats.cp_lower(len(breaks), n, 0.001) if n else 0.0
-    return {"smoothing": c.get("smoothing"), "transform": c.get("transform"), "model": c.get("model"),
+    return {"smoothing": c.get("smoothing"), "transform": c.get("transform"), "model": c.get("model"), "config": c,
             "n": len(rows), "certified": n, "broken": len(breaks),
             "break_rate": (len(breaks) / n) if n else 0.0, "allowed_rate": allowed,
             "break_rate_lower_bound": lower, "ok": bool(lower <= allowed),
