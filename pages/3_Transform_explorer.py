@@ -8,6 +8,7 @@ import streamlit as st
 import torch
 
 from pages._shared import image_from_upload, sample_picker, show_error, tensor_to_image
+from pages._attack_panel import attack_panel
 from semsmooth_core import errors, transforms
 from semsmooth_core.data import embedded_photos
 from semsmooth_core.data.uploads import decode_image
@@ -166,3 +167,4 @@ with right:
     h2.plotly_chart(_heat(e_pre, f"ε with P = {pre}{chan}"), width="stretch")
     st.caption("ε = P(ψ_β(ψ_γ x)) − P(ψ_(β+γ) x) in pixel scale [0,1]; red/blue: positive/negative. "
                "Multiples of 90° (square images) and integer shifts compose exactly: ε = 0 there.")
+attack_panel("te_attack", x, None, None, tname, None, interpolation=ip, models=True, title="Find the worst parameter")

@@ -19,6 +19,7 @@ from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_v
                            take_run_request, tensor_to_image)
 from semsmooth_core import planner, smoothing, stats, transforms
 from semsmooth_core.runs import jobs, pipeline
+from pages._attack_panel import attack_panel
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.validation import SemsmoothError
 
@@ -299,3 +300,5 @@ if res:
         fig.update_layout(title="Votes by class (estimation samples)", height=280, margin=dict(t=40, b=10),
                           xaxis_title="class", yaxis_title="votes")
         st.plotly_chart(fig, width="stretch")
+attack_panel("cf_attack", x, label, model, tname, crange, interpolation=interp, preprocess=pp_spec,
+             smoothed={"smoothing": kind, "sigma_gamma": sigma_gamma, "sigma_eps": sigma_eps, "n_eps": 20})

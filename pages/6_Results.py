@@ -19,6 +19,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from pages._attack_panel import attack_curves
 from PIL import Image
 
 from pages._shared import cached_dataset, ensure_worker, model_ref, seed, show_error, tensor_to_image
@@ -141,6 +142,7 @@ def progress_panel() -> None:
 
 st.subheader("Runs in progress")
 progress_panel()
+attack_curves()  # empirical robust accuracy beside certified accuracy (benchmarks/attack_table.py)
 
 # --------------------------------------------------------------------------- pick runs / import
 st.subheader("Compare runs and logs")

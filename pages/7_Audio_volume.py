@@ -10,6 +10,7 @@ import streamlit as st
 import torch
 
 from pages._shared import cached_model, progress_callback, show_error
+from pages._attack_panel import attack_panel
 from semsmooth_core import audio, errors, transforms
 from semsmooth_core.data.speech import WORDS, embedded_speech
 from semsmooth_core.models import list_models
@@ -179,6 +180,9 @@ if st.button("Certify", key="av_certify", type="primary"):
                  "radius": cert.radius, "radius_unit": cert.radius_unit, "p_lower": cert.p_lower, "rho": cert.rho,
                  "outer_successes": cert.extra["outer_successes"], "n_forward": cert.n_forward,
                  "seconds": round(cert.seconds, 2)}, expanded=False)
+
+attack_panel("av_attack", clip, label if model_name != "silero_vad" else None, model, "volume", float(c_half), classes=classes, budget=200,
+             smoothed={"smoothing": "double", "sigma_gamma": float(sigma_g), "sigma_eps": float(sigma_eps), "n_eps": 20})
 
 # --------------------------------------------------------------------------- table
 st.subheader("Over the held-out clips")

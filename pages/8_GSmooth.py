@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from pages._attack_panel import attack_panel
 from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
                            tensor_to_image)
 from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, estimate_M,
@@ -163,6 +164,9 @@ if "gs_cert" in st.session_state:
     if e.get("statement"):
         st.info(f"{'Sound' if e.get('sound') else 'Not sound (estimate)'} · attacker: {e.get('attacker', '–')} · "
                 f"{e['statement']}")
+
+attack_panel("gs_attack", x, label, cached_model(base_name)[0], name, xi_max,
+             smoothed={"smoothing": "gsmooth", "sigma_gamma": sigma1, "sigma2": sigma2}, budget=200)
 
 st.subheader("σ₁ × σ₂ grid (Table 3 form)")
 g1, g2, g3 = st.columns(3)
