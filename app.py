@@ -50,7 +50,10 @@ def build_pages() -> list:
     return pages
 
 
-st.set_page_config(page_title="semsmooth", page_icon="🎲", layout="wide")
+OWN_PICKERS = {"audio_volume", "glossary"}
+"""Pages (url paths) that pick their own model and data: the sidebar leaves its pickers out."""
+
+st.set_page_config(page_title="semsmooth", page_icon=":material/casino:", layout="wide")
 nav = st.navigation(build_pages())
-sidebar()
+sidebar(pickers=nav.url_path not in OWN_PICKERS)
 nav.run()
