@@ -14,8 +14,8 @@ import time
 import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, current_model,
-                           ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
+from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, checked_data_root,
+                           current_model, data_options, ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
                            take_run_request, tensor_to_image)
 from semsmooth_core import planner, smoothing, stats, transforms
 from semsmooth_core.runs import jobs, pipeline
@@ -235,7 +235,7 @@ with st.expander("Run these settings on many inputs in the background (results i
             from semsmooth_core.runs import Store
 
             store = Store()
-            cfg = {**config, "model": ref[0], "split": "heldout", "root": st.session_state.get("data_root") or None}
+            cfg = {**config, "model": ref[0], "split": "heldout", "root": checked_data_root(), **data_options()}
             if st.session_state.get("model_name") == BYO and ref[1]:
                 raise SemsmoothError("background runs need a semsmooth checkpoint or TorchScript file, "
                                      "not a plain state_dict")

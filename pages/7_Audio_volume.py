@@ -13,6 +13,7 @@ from pages._shared import cached_model, progress_callback, show_error
 from pages._attack_panel import attack_panel
 from semsmooth_core import audio, errors, transforms
 from semsmooth_core.data.speech import WORDS, embedded_speech
+from semsmooth_core.data.uploads import limit_text
 from semsmooth_core.models import list_models
 from semsmooth_core.paths import REPO_ROOT
 from semsmooth_core.smoothing import ABSTAIN, certify_double
@@ -67,7 +68,7 @@ with left:
         st.caption(f"word **{WORDS[label]}**, voice {meta['speaker'][idx]} ({meta['accent'][idx]}), "
                    f"peak {meta['peak_db'][idx]} dBFS — espeak-ng, a voice never used for training")
     else:
-        up = st.file_uploader("Audio file (≤ 30 s; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
+        up = st.file_uploader(f"Audio file (≤ 30 s, {limit_text('audio')}; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
         if up is None:
             st.info("Upload a clip to continue.")
             st.stop()
