@@ -172,7 +172,7 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
     if cert.abstained:
         not_cov.append("nothing: the smoothed classifier abstains on this input")
     elif k == "noise":
-        cov.append(f"every input within l2 distance {r} of this one (pixel scale [0, 1]) gets class {name}")
+        cov.append(f"every input within l2 distance {cert.radius:.4g} (pixel scale [0, 1]) of this one gets class {name}")
         not_cov += ["inputs farther than the radius", "semantic changes (rotation, translation, ...) as such"]
     elif k in ("parameter", "resolvable"):
         cov.append(f"every {what} of this input by a parameter of norm below {r}, for the ideal transformation")
@@ -314,8 +314,8 @@ def diagnose_settings(config: dict, model_sigma: float | None = None) -> list[Fa
     best = stats.cp_lower(n_eps, n_eps, a_e)
     if theta >= best:
         need = _safe(stats.min_samples_for_radius, E, se, a_e, n_max=10**8)
-        s = (f"Dead end: to cover the interpolation error E = {E:.4g}, the inner smoothing must show that "
-             f"at least {100 * theta:.2f} % of the noisy copies vote for the class, but n_ε = {n_eps} copies "
+        s = (f"Dead end: E = {E:.4g} is out of reach of the inner smoothing. To cover it, at least "
+             f"{100 * theta:.2f} % of the noisy copies must vote for the class, but n_ε = {n_eps} copies "
              f"can show at most {100 * best:.2f} % at α_ε = {a_e:g}, even if every copy votes right. ")
         s += (f"It needs n_ε ≥ {need:,} (or a smaller E: another interpolation or preprocessing)." if need else
               "No n_ε can: E is too large for σ_ε; use a larger σ_ε or a smaller E (bicubic, preprocessing).")
