@@ -214,6 +214,7 @@ class OutFile:
         self._text: list[str] = []
         self.extra = dict(extra or {})
         self.error: str | None = None
+        self.error_said: str | None = None
         if self.path is not None:
             from semsmooth_core.validation import SemsmoothError
 
@@ -251,8 +252,10 @@ class OutFile:
         except OSError as e:
             import sys
 
-            self.error = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
-            print(f"warning: {self.error}", file=sys.stderr)
+            said = self.error_said
+            self.error = self.error_said = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
+            if not said:
+                print(f"warning: {self.error}", file=sys.stderr)
 
     def preload(self, rows: list[dict]) -> None:
         """Rows finished before this session (a resumed run): in the file from the first rewrite on."""
