@@ -53,7 +53,9 @@ def build_pages() -> list:
 OWN_PICKERS = {"audio_volume", "glossary"}
 """Pages (url paths) that pick their own model and data: the sidebar leaves its pickers out."""
 
-st.set_page_config(page_title="semsmooth", page_icon=":material/casino:", layout="wide")
+# the icon is a file of ours: an emoji needs an emoji font, a ":material/…" page icon is fetched
+# from fonts.gstatic.com (nothing may be downloaded at run time)
+st.set_page_config(page_title="semsmooth", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
 nav = st.navigation(build_pages())
 sidebar(pickers=nav.url_path not in OWN_PICKERS)
 nav.run()
