@@ -115,6 +115,8 @@ st.session_state["cf_model"] = ref and ref[0]
 st.session_state.setdefault("cf_pp", pp_default)  # the widgets take their values from here (no value=:
 st.session_state.setdefault("cf_se", se_default)  # a widget given both warns)
 st.session_state.setdefault("cf_tf", "rotation" if "rotation" in image_tf else image_tf[0])
+for k, v in (("cf_E", 0.3), ("cf_q", 0.97)):
+    st.session_state.setdefault(k, v)
 for k, v in (("cf_sg", "sigma_gamma"), ("cf_C", "C")):
     st.session_state.setdefault(k, presets.transform_defaults(st.session_state["cf_tf"])[v])
 
@@ -144,9 +146,9 @@ with right:
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", min_value=0.0, format="%.3f", key="cf_C",
                              disabled=kind == "noise", help=help_text("C"))
     e1, e2, e3 = st.columns(3)
-    E = e1.number_input("E (l2 bound on ε)", value=0.3, min_value=0.0, format="%.4f", key="cf_E",
+    E = e1.number_input("E (l2 bound on ε)", min_value=0.0, format="%.4f", key="cf_E",
                         disabled=kind != "double", help=help_text("E"))
-    q_E = e2.number_input("q̲_E (lower bound)", value=0.97, min_value=0.0, max_value=1.0, format="%.4f",
+    q_E = e2.number_input("q̲_E (lower bound)", min_value=0.0, max_value=1.0, format="%.4f",
                           key="cf_q", disabled=kind != "double", help=help_text("q_E_lower"))
     with e3:
         st.write("")
