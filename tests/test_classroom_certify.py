@@ -280,5 +280,5 @@ def test_picture_2d_box_inside_the_ball_and_strip_marks():
     for params, ok in p["strip"]:
         assert ok == (math.hypot(*params) < 3.0)
     assert [ok for _, ok in p["strip"]].count(True) >= 1 and not p["strip"][0][1]
-    g = explain.picture(_cert(radius=0.1, radius_unit="factor", extra={"method": "gsmooth", "xi_max": 0.3}))
+    g = explain.picture(_cert(radius=0.08, radius_unit="factor", extra={"method": "gsmooth", "xi_max": 0.3}))
     assert g["one_sided"] and g["C"] == [[0.0, 0.3]] and [ok for _, ok in g["strip"]][:3] == [True, True, False]
