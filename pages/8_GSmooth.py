@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
+from pages import _guarantee as gu
 from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
                            tensor_to_image)
 from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, estimate_M,
@@ -14,6 +15,8 @@ from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
+from semsmooth_core.explain import diagnose_result, picture
+from semsmooth_core.glossary import help_text
 from semsmooth_core.transforms import get
 from semsmooth_core.transforms.photometric import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
@@ -30,6 +33,16 @@ st.markdown(
     "**R = Φ⁻¹(p̲_A) / M** with **M = max_ξ ‖Σ^{-1/2} ∂F₂(τ(ξ,x))/∂ξ‖**, Σ = σ₁²A₁A₁ᵀ + σ₂²I "
     "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to the "
     "radius for the real transformation, **R_r = R(1 − Aε)** (Thm 3).")
+
+
+def _apply_preset(p):
+    c = p.config()
+    st.session_state.update({"gs_transform": c["transform"], "gs_sigma1": c["sigma_gamma"], "gs_sigma2": c["sigma2"],
+                             "gs_n0": c["n0"], "gs_n": c["n_gamma"], "gs_alpha": c["alpha_gamma"]})
+    st.session_state.pop("gs_cert", None)
+
+
+gu.preset_buttons("gsmooth", _apply_preset, "gs_preset")
 
 
 @st.cache_resource(show_spinner=False)
@@ -53,12 +66,12 @@ with left:
         st.stop()
     xi_max = float(sur.config["theta_scale"])
     unit = t.units[0]
-    sev = st.slider(f"Severity ξ ({unit})", 0.0, xi_max, xi_max / 2, key="gs_sev")
+    sev = st.slider(f"Severity ξ ({unit})", 0.0, xi_max, xi_max / 2, key="gs_sev", help=help_text("severity"))
     x, label, caption = sample_picker("gs_index")
     sigma1_in = st.number_input(f"σ₁ — parameter noise ({unit})", value=float(t.default_sigma[0]),
-                                format="%.3f", key="gs_sigma1")
+                                format="%.3f", key="gs_sigma1", help=help_text("sigma1"))
     sigma2_in = st.number_input("σ₂ — augmented noise (pixel scale [0,1])", value=0.5, format="%.3f",
-                                key="gs_sigma2")
+                                key="gs_sigma2", help=help_text("sigma2"))
 try:
     sigma1, sigma2 = check_sigma(sigma1_in, "σ₁"), check_sigma(sigma2_in, "σ₂")
 except SemsmoothError as e:
@@ -119,9 +132,9 @@ if not (models_dir() / f"{base_name}.pt").exists():
     show_error(f"no base classifier {base_name}: python -m semsmooth_core train-gsmooth-classifier --transform {name}")
     st.stop()
 a, b, c = st.columns(3)
-n0_in = a.number_input("n0 (selection)", value=50, step=10, key="gs_n0")
-n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n")
-alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha")
+n0_in = a.number_input("n0 (selection)", value=50, step=10, key="gs_n0", help=help_text("n0"))
+n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n", help=help_text("n"))
+alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha", help=help_text("alpha"))
 st.caption(f"Base classifier: {base_name} (trained on GSmooth samples of {t.label}).")
 if st.button("Certify", key="gs_certify"):
     try:
@@ -149,6 +162,19 @@ if "gs_cert" in st.session_state:
             f"A = {e['A']:.3f}; R(1 − Aε) = {e['radius_corrected_uniform']:.4g} (Thm 3, uniform ε), "
             f"path-wise ε and M: {e['radius_corrected_path']:.4g}. Radii are capped at ξ_max = {e['xi_max']:g} "
             f"{cert.radius_unit}, the range where M and ε were measured.")
+
+if "gs_cert" in st.session_state:  # the guarantee card and the attacker picture, below the result block
+    cap, cname, cert = st.session_state["gs_cert"]
+    if cap != caption or cname != name:
+        st.info("The certificate above is for another input or transformation: press Certify for this one.")
+    else:
+        gu.guarantee_card(cert)
+        gu.failures(diagnose_result(cert), {"n_gamma": "gs_n"}, "gs_post")
+        pic = gu.attacker_picture(cert, key="gs_picture", title=f"Severities: attacker range [0, ξ_max] vs certified "
+                                                                 f"[0, R) ({cert.radius_unit})")
+        with torch.no_grad():
+            sev_imgs = t(x[None].expand(len(pic["strip"]), *x.shape), torch.tensor([p for p, _ in pic["strip"]]))
+        gu.strip(sev_imgs, [p for p, _ in pic["strip"]], [ok for _, ok in pic["strip"]], cert.radius_unit)
 
 st.subheader("σ₁ × σ₂ grid (Table 3 form)")
 g1, g2, g3 = st.columns(3)

@@ -282,3 +282,66 @@ def test_picture_2d_box_inside_the_ball_and_strip_marks():
     assert [ok for _, ok in p["strip"]].count(True) >= 1 and not p["strip"][0][1]
     g = explain.picture(_cert(radius=0.08, radius_unit="factor", extra={"method": "gsmooth", "xi_max": 0.3}))
     assert g["one_sided"] and g["C"] == [[0.0, 0.3]] and [ok for _, ok in g["strip"]][:3] == [True, True, False]
+
+
+# --------------------------------------------------------------------------- Audio volume and GSmooth
+AUDIO = "pages/7_Audio_volume.py"
+GSMOOTH = "pages/8_GSmooth.py"
+
+
+def _page(path) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page(path)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REPO / "assets" / "models" / "speech_cnn.pt").exists(), reason="no speech model")
+def test_audio_preset_and_guarantee_card():
+    at = _page(AUDIO)
+    at.button(key="av_preset_audio_3db").click().run()
+    assert not at.exception, at.exception
+    want = presets.get("audio_3db").config()
+    got = {k: at.number_input(key=w).value for k, w in (("sigma_gamma", "av_sigma_g"), ("attacker_range", "av_C"),
+                                                        ("q", "av_q"), ("E_samples", "av_nerr"), ("n0", "av_n0"),
+                                                        ("n_gamma", "av_ngamma"), ("n_eps", "av_neps"),
+                                                        ("alpha_gamma", "av_alpha"), ("sigma_eps", "av_sigma_eps"))}
+    assert got == pytest.approx({k: want[k] for k in got})
+    at.number_input(key="av_ngamma").set_value(20)  # a cheaper run of the same kind (not the README's n)
+    at.number_input(key="av_neps").set_value(4)  # a dead end first: it says so and offers n_ε
+    at.run()
+    assert at.button(key="av_certify").disabled
+    assert any(e.value.startswith("Dead end") for e in at.error)
+    at.button(key="av_pre_fix_dead_end_0").click().run()
+    assert at.number_input(key="av_neps").value > 4 and not at.button(key="av_certify").disabled
+    at.button(key="av_certify").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    cert = at.session_state["av_cert"][0]
+    assert cert.radius_unit == "dB"
+    assert any("**Covered**" in m.value for m in at.markdown) and any("16-bit" in m.value for m in at.markdown)
+    assert any(c.value.startswith(("Certified:", "Not covered:")) and "dB" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) >= 3  # waveform, MFCC, E histogram and the attacker picture
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (REPO / "assets" / "models" / "surrogate_zoom_blur.pt").exists(), reason="no surrogate")
+def test_gsmooth_preset_and_guarantee_card():
+    at = _page(GSMOOTH)
+    at.button(key="gs_preset_gsmooth_zoom_blur").click().run()
+    assert not at.exception, at.exception
+    want = presets.get("gsmooth_zoom_blur").config()
+    assert at.selectbox(key="gs_transform").value == "zoom_blur"
+    got = {k: at.number_input(key=w).value for k, w in (("sigma_gamma", "gs_sigma1"), ("sigma2", "gs_sigma2"),
+                                                        ("n0", "gs_n0"), ("n_gamma", "gs_n"), ("alpha_gamma", "gs_alpha"))}
+    assert got == pytest.approx({k: want[k] for k in got})
+    at.button(key="gs_certify").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    cert = at.session_state["gs_cert"][2]
+    assert any("**Covered**" in m.value or "**Not covered**" in m.value for m in at.markdown)
+    assert any("estimate, not a proof" in m.value or "a proof:" in m.value for m in at.markdown)
+    if not cert.abstained:
+        caps = [str(i.proto) for i in at.get("image")]
+        assert any("Certified" in c for c in caps) and any("Not covered" in c for c in caps)
