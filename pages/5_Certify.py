@@ -88,7 +88,7 @@ if opened is not None:
               "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
     st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
             f"parameters, model, dataset and seed are filled in.{stored}"
-            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon="🔗")
+            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon=":material/link:")
 st.markdown(
     "Certify that the **smoothed** classifier keeps its prediction for a whole range of rotations, "
     "translations, scalings or brightness changes — with interpolation and 8-bit rounding taken into "
@@ -269,7 +269,8 @@ if model is not None:
 go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok")
 run = st.button("Certify", type="primary", disabled=not ok or model is None or bool(stale) or not go_ok, key="cf_run")
 if run:
-    st.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
+    stop_slot = st.empty()
+    stop_slot.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
     sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
     sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
 
@@ -290,6 +291,7 @@ if run:
         secs = time.perf_counter() - t0
         sp.bar.progress(1.0, text=f"Done: {cert.n_forward:,} forward passes in {secs:.1f} s "
                                   f"({cert.n_forward / max(secs, 1e-9):,.0f} per second)")
+        stop_slot.empty()
         st.session_state["cf_result"] = (cert, label, tname, interp, pp_spec,
                                          {"config": config, "index": idx, "model": ref and ref[0]})
     except SemsmoothError as e:

@@ -435,10 +435,16 @@ def _show(v) -> str:
     return str(v) if v not in (None, "") else "none"
 
 
+CONFIG_WORDS = {**E_SETTINGS, "smoothing": "smoothing", "sigma_eps": "σ_ε", "E": "E", "q_E_lower": "q̲_E",
+                "n0": "n0", "n_gamma": "n_γ", "n_eps": "n_ε", "alpha_gamma": "α_γ", "alpha_eps": "α_ε",
+                "alpha_E": "α_E", "sequential": "sequential tests", "seed": "seed", "model": "model"}
+
+
 def config_changes(old: dict, new: dict, ignore=("batch_size",)) -> list[str]:
-    """Config keys whose values differ (for "this result was made with other settings")."""
+    """The settings whose values differ, as their symbols (for "this result was made with other
+    settings")."""
     keys = sorted(set(old) | set(new))
-    return [k for k in keys if k not in ignore and _norm(old.get(k)) != _norm(new.get(k))]
+    return [CONFIG_WORDS.get(k, k) for k in keys if k not in ignore and _norm(old.get(k)) != _norm(new.get(k))]
 
 
 # =========================================================================== time guard

@@ -119,7 +119,7 @@ def test_result_of_other_settings_is_not_shown():
     assert any("**Covered**" in m.value for m in at.markdown)
     at.number_input(key="cf_se").set_value(0.5).run()
     assert not any("**Covered**" in m.value for m in at.markdown)
-    assert any("other settings" in i.value and "sigma_eps" in i.value for i in at.info)
+    assert any("other settings" in i.value and "σ_ε" in i.value for i in at.info)
 
 
 # --------------------------------------------------------------------------- presets
