@@ -14,12 +14,13 @@ import time
 import streamlit as st
 
 from pages import _guarantee as gu
-from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, current_model,
-                           ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
-                           take_run_request)
+from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, checked_data_root,
+                           current_model, data_options, ensure_worker, image_classifiers, model_ref, sample_picker,
+                           seed, show_error, take_run_request)
 from semsmooth_core import explain, planner, presets, smoothing, stats, transforms
 from semsmooth_core.glossary import help_text
 from semsmooth_core.runs import jobs, pipeline
+from pages._attack_panel import attack_panel
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.validation import SemsmoothError
 
@@ -308,7 +309,7 @@ with st.expander("Run these settings on many inputs in the background (results i
             from semsmooth_core.runs import Store
 
             store = Store()
-            cfg = {**config, "model": ref[0], "split": "heldout", "root": st.session_state.get("data_root") or None}
+            cfg = {**config, "model": ref[0], "split": "heldout", "root": checked_data_root(), **data_options()}
             if st.session_state.get("model_name") == BYO and ref[1]:
                 raise SemsmoothError("background runs need a semsmooth checkpoint or TorchScript file, "
                                      "not a plain state_dict")
@@ -343,3 +344,5 @@ if res:
             gu.double_details(cert, x, tn, ip, Preprocess.parse(pps) or None, t.unit, GALLERY)
         elif cert.counts:
             gu.vote_bars(cert.counts)
+attack_panel("cf_attack", x, label, model, tname, crange, interpolation=interp, preprocess=pp_spec,
+             smoothed={"smoothing": kind, "sigma_gamma": sigma_gamma, "sigma_eps": sigma_eps, "n_eps": 20})

@@ -11,9 +11,11 @@ import torch
 
 from pages import _guarantee as gu
 from pages._shared import cached_model, progress_callback, show_error
+from pages._attack_panel import attack_panel
 from semsmooth_core import audio, errors, explain, transforms
 from semsmooth_core.glossary import help_text
 from semsmooth_core.data.speech import WORDS, embedded_speech
+from semsmooth_core.data.uploads import limit_text
 from semsmooth_core.models import list_models
 from semsmooth_core.paths import REPO_ROOT
 from semsmooth_core.smoothing import ABSTAIN, certify_double
@@ -80,7 +82,7 @@ with left:
         st.caption(f"word **{WORDS[label]}**, voice {meta['speaker'][idx]} ({meta['accent'][idx]}), "
                    f"peak {meta['peak_db'][idx]} dBFS — espeak-ng, a voice never used for training")
     else:
-        up = st.file_uploader("Audio file (≤ 30 s; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
+        up = st.file_uploader(f"Audio file (≤ 30 s, {limit_text('audio')}; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
         if up is None:
             st.info("Upload a clip to continue.")
             st.stop()
@@ -210,6 +212,9 @@ if st.session_state.get("av_cert"):
                      "radius": cert.radius, "radius_unit": cert.radius_unit, "p_lower": cert.p_lower, "rho": cert.rho,
                      "outer_successes": cert.extra["outer_successes"], "n_forward": cert.n_forward,
                      "seconds": round(cert.seconds, 2)})
+
+attack_panel("av_attack", clip, label if model_name != "silero_vad" else None, model, "volume", float(c_half), classes=classes, budget=200,
+             smoothed={"smoothing": "double", "sigma_gamma": float(sigma_g), "sigma_eps": float(sigma_eps), "n_eps": 20})
 
 # --------------------------------------------------------------------------- table
 st.subheader("Over the held-out clips")
