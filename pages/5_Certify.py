@@ -89,7 +89,7 @@ if opened is not None:
               "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
     st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
             f"parameters, model, dataset and seed are filled in.{stored}"
-            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon="🔗")
+            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon=":material/link:")
 st.markdown(
     "Certify that the **smoothed** classifier keeps its prediction for a whole range of rotations, "
     "translations, scalings or brightness changes — with interpolation and 8-bit rounding taken into "
@@ -116,6 +116,8 @@ st.session_state["cf_model"] = ref and ref[0]
 st.session_state.setdefault("cf_pp", pp_default)  # the widgets take their values from here (no value=:
 st.session_state.setdefault("cf_se", se_default)  # a widget given both warns)
 st.session_state.setdefault("cf_tf", "rotation" if "rotation" in image_tf else image_tf[0])
+for k, v in (("cf_E", 0.3), ("cf_q", 0.97)):
+    st.session_state.setdefault(k, v)
 for k, v in (("cf_sg", "sigma_gamma"), ("cf_C", "C")):
     st.session_state.setdefault(k, presets.transform_defaults(st.session_state["cf_tf"])[v])
 
@@ -145,9 +147,9 @@ with right:
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", min_value=0.0, format="%.3f", key="cf_C",
                              disabled=kind == "noise", help=help_text("C"))
     e1, e2, e3 = st.columns(3)
-    E = e1.number_input("E (l2 bound on ε)", value=0.3, min_value=0.0, format="%.4f", key="cf_E",
+    E = e1.number_input("E (l2 bound on ε)", min_value=0.0, format="%.4f", key="cf_E",
                         disabled=kind != "double", help=help_text("E"))
-    q_E = e2.number_input("q̲_E (lower bound)", value=0.97, min_value=0.0, max_value=1.0, format="%.4f",
+    q_E = e2.number_input("q̲_E (lower bound)", min_value=0.0, max_value=1.0, format="%.4f",
                           key="cf_q", disabled=kind != "double", help=help_text("q_E_lower"))
     with e3:
         st.write("")
@@ -268,7 +270,8 @@ if model is not None:
 go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok")
 run = st.button("Certify", type="primary", disabled=not ok or model is None or bool(stale) or not go_ok, key="cf_run")
 if run:
-    st.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
+    stop_slot = st.empty()
+    stop_slot.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
     sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
     sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
 
@@ -289,6 +292,7 @@ if run:
         secs = time.perf_counter() - t0
         sp.bar.progress(1.0, text=f"Done: {cert.n_forward:,} forward passes in {secs:.1f} s "
                                   f"({cert.n_forward / max(secs, 1e-9):,.0f} per second)")
+        stop_slot.empty()
         st.session_state["cf_result"] = (cert, label, tname, interp, pp_spec,
                                          {"config": config, "index": idx, "model": ref and ref[0]})
     except SemsmoothError as e:

@@ -101,6 +101,8 @@ def ceiling(cert) -> float | None:
             sig = e.get("sigma_gamma")
             s = float(sig) if isinstance(sig, (int, float)) else 1.0
             return stats.max_radius(s, int(e["n_gamma"]), float(e.get("alpha_gamma", cert.alpha)), rho=cert.rho)
+        if k == "gsmooth" and e.get("radius_real") is not None:
+            return None  # the sound radius comes from latent distances of the real transform, not from M
         if k == "gsmooth" and e.get("M"):
             from semsmooth_core.gsmooth import radii
 
@@ -193,8 +195,15 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
         if scope == "dataset":
             not_cov.append("a proof for this very input: E was estimated on other inputs")
     elif k == "gsmooth":
-        cov.append(f"the real {what} at every severity from 0 to {r} (the surrogate's error is accounted for "
-                   f"by R(1 − Aε), Thm 3): class {name}")
+        if sound:
+            cov.append(f"the real {what} (rounded to 8 bits) at every severity from 0 to {r}: class {name} — "
+                       "proven from the real transformed images, not from the surrogate's estimated M")
+        else:
+            cov.append(f"the real {what} at every severity from 0 to {r}: class {name}, as far as the surrogate's "
+                       "estimated M and error ε are right (R(1 − Aε), Thm 3)")
+        if e.get("radius_surrogate") is not None and abs(float(e["radius_surrogate"]) - cert.radius) > 1e-12:
+            not_cov.append(f"the surrogate's radius {float(e['radius_surrogate']):.4g} {unit}: an estimate, "
+                           "not part of this guarantee")
         not_cov.append(f"severities beyond {r}" + (f" or outside the measured range {C}" if C else ""))
     if at_top:
         not_cov.append(f"radii beyond {top:.4g} {unit}: that is the most these n samples can ever certify")
@@ -435,10 +444,16 @@ def _show(v) -> str:
     return str(v) if v not in (None, "") else "none"
 
 
+CONFIG_WORDS = {**E_SETTINGS, "smoothing": "smoothing", "sigma_eps": "σ_ε", "E": "E", "q_E_lower": "q̲_E",
+                "n0": "n0", "n_gamma": "n_γ", "n_eps": "n_ε", "alpha_gamma": "α_γ", "alpha_eps": "α_ε",
+                "alpha_E": "α_E", "sequential": "sequential tests", "seed": "seed", "model": "model"}
+
+
 def config_changes(old: dict, new: dict, ignore=("batch_size",)) -> list[str]:
-    """Config keys whose values differ (for "this result was made with other settings")."""
+    """The settings whose values differ, as their symbols (for "this result was made with other
+    settings")."""
     keys = sorted(set(old) | set(new))
-    return [k for k in keys if k not in ignore and _norm(old.get(k)) != _norm(new.get(k))]
+    return [CONFIG_WORDS.get(k, k) for k in keys if k not in ignore and _norm(old.get(k)) != _norm(new.get(k))]
 
 
 # =========================================================================== time guard

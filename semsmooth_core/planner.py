@@ -181,7 +181,9 @@ def _safe_min_n(r, sigma, alpha, rho=0.0):
 def min_n_for_share(share: float, alpha: float, rho: float = 0.0, n_max: int = 10**8) -> int | None:
     """The smallest n at which a vote share ``share`` (k = ⌊share·n⌋ of n samples for the top class)
     gives ``cp_lower(k, n, alpha) − ρ > 1/2`` (Cohen et al.'s CERTIFY stops abstaining; Lemma 4.3
-    with ρ). None when even n_max samples cannot (share − ρ <= 1/2). Used to tell an abstaining
+    with ρ), by doubling then bisection (⌊share·n⌋ makes the condition jitter by one vote near the
+    boundary, so the n found is the boundary up to that jitter). None when even n_max samples
+    cannot (share − ρ <= 1/2). Used to tell an abstaining
     user how many samples the same vote share would need."""
     check_alpha(alpha)
     share = float(share)
