@@ -94,6 +94,10 @@ def _print_human(result: dict, indent: str = "") -> None:
             _print_human(v, indent + "  ")
         elif isinstance(v, list) and len(v) > 12:
             print(f"{indent}{k}: [{len(v)} items; use --json for all]")
+        elif isinstance(v, list) and v and all(isinstance(t, str) for t in v):
+            print(f"{indent}{k}:")
+            for t in v:
+                print(f"{indent}  - {t}")
         else:
             print(f"{indent}{k}: {v}")
 
