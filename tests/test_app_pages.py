@@ -359,10 +359,7 @@ def _missing_help(at) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xfail(
-    reason="pages/5_Certify.py belongs to the classroom-certify branch (issue 15 part A), which adds its "
-           "help texts; remove this mark after both are merged", strict=False)) if p == "5_Certify.py" else p
-    for p in PAGES])
+@pytest.mark.parametrize("page", PAGES)
 def test_every_symbol_input_and_metric_has_help(page):
     """Issue 15: every number_input/slider/selectbox/text input and every metric whose label uses a
     symbol explains it (non-empty help), on every page, in the sidebar too, also after the page's
