@@ -34,12 +34,16 @@ import numpy as np
 import streamlit as st
 import torch
 
+from semsmooth_core import glossary as _glossary
 from semsmooth_core.data import datasets as _datasets
 from semsmooth_core.data.uploads import UploadArea, decode_image, limit_text
 from semsmooth_core.device import describe_device, get_device
 from semsmooth_core.models import list_models, load_model
 from semsmooth_core.repro import seed_everything
 from semsmooth_core.validation import SemsmoothError
+
+GLOSSARY_PAGE = "pages/9_Glossary.py"
+"""The Glossary page (linked from the sidebar of every page)."""
 
 BYO = "Bring your own model…"
 """The ``"model_name"`` value that means "the model uploaded in the sidebar"."""
@@ -57,7 +61,7 @@ wants; :func:`sidebar` applies it before drawing its widgets (the page then call
 def show_error(e: BaseException | str) -> None:
     """One ``st.error`` line for a user error (SemsmoothError) or any message."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    st.error(msg, icon="⚠️")
+    st.error(msg, icon=":material/error:")
 
 
 # --------------------------------------------------------------------------- cached loading
@@ -214,13 +218,25 @@ def _card_summary(card: dict) -> str:
 
 
 # --------------------------------------------------------------------------- sidebar
-def sidebar() -> None:
-    """The sidebar shown on every page: device, dataset, model (shipped or uploaded), seed."""
+def sidebar(pickers: bool = True) -> None:
+    """The sidebar shown on every page: a link to the glossary, device, dataset, model (shipped or
+    uploaded), seed. ``pickers=False`` (pages that pick their own model and data, e.g. Audio
+    volume) leaves out the dataset and model pickers."""
     st.session_state["device"] = describe_device()
     for k, v in st.session_state.pop(SIDEBAR_PREFILL, {}).items():  # set by a page (before the widgets)
         st.session_state[k] = v
     sb = st.sidebar
+    if Path(GLOSSARY_PAGE).exists():
+        sb.page_link(GLOSSARY_PAGE, label="Glossary: every symbol in plain words", icon=":material/menu_book:")
     sb.caption(f"Compute device: **{st.session_state['device']}**")
+    if not pickers:
+        sb.caption("This page picks its own model and data (below on the page).")
+        for k in ("dataset", "data_root", "model_name", "model_arch", "model_num_classes"):
+            if k in st.session_state:  # keep the other pages' choices (an undrawn widget's value is dropped)
+                st.session_state[k] = st.session_state[k]
+        sb.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                        help="Seeds every random draw (noise, transformation parameters).")
+        return
 
     names = _datasets.dataset_names()
     if st.session_state.get("dataset") not in names:
@@ -274,9 +290,9 @@ def sidebar() -> None:
         if up is not None:
             loaded = current_model(quiet=True)  # pages that use the model show the error
             if loaded is not None:
-                sb.caption("Loaded ✓  \n" + _card_summary(loaded[1]))
+                sb.caption("Loaded.  \n" + _card_summary(loaded[1]))
             else:
-                sb.caption("⚠️ This file does not load as a model (the page says why).")
+                sb.caption("This file does not load as a model (the page says why).")
 
     sb.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",  # starts at 0
                     help="Seeds every random draw (noise, transformation parameters).")
@@ -479,3 +495,64 @@ def certify_widget_values(params: dict, index: int, transforms_offered: list[str
         else:
             notes.append("the run estimated E itself: press “Estimate E here” for the same estimate")
     return v, notes
+
+
+# --------------------------------------------------------------------------- help texts and numbers
+def hint(key: str, extra: str | None = None) -> str:
+    """Help text for a widget or metric whose label uses the glossary symbol ``key``: plain words
+    first, the unit, then the paper's reference (``semsmooth_core.glossary.help_text``)."""
+    return _glossary.help_text(key, extra)
+
+
+def fmt(v: float, digits: int = 4) -> str:
+    """A number as a person writes it: up to ``digits`` significant digits, no trailing zeros
+    (0.125 -> "0.125", 30.0 -> "30", 1e-3 -> "0.001")."""
+    v = float(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    out = f"{v:.{digits}g}"
+    if "e" in out and 1e-4 <= abs(v) < 1e6:
+        out = f"{v:.{digits + 4}f}".rstrip("0").rstrip(".")
+    return out
+
+
+def fmt_units(values, units) -> str:
+    """Per-parameter values with their units: ``[30.0], ("degrees",)`` -> "30°"; ``[2, 2],
+    ("pixels", "pixels")`` -> "2 pixels, 2 pixels"."""
+    parts = []
+    for v, u in zip(values, units):
+        parts.append(f"{fmt(v)}°" if u == "degrees" else f"{fmt(v)} {u}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- long work: Stop
+def start_work(key: str, what: str = "this computation"):
+    """Before a long computation: draw a Stop button (in an ``st.empty`` placeholder) and mark
+    ``key`` busy. A click on Stop makes Streamlit rerun the page, which interrupts the running
+    script at its next progress-bar update (Streamlit's own rerun mechanism; the computation is
+    thrown away). Call :func:`end_work` when it finished; :func:`stopped_notice` at the top of the
+    next run says it was stopped. Returns the placeholder."""
+    st.session_state[f"_busy_{key}"] = what
+    ph = st.empty()
+    ph.button("Stop", key=f"stop_{key}", icon=":material/stop_circle:",
+              help=f"Stops {what} now; what it computed so far is discarded.")
+    return ph
+
+
+def end_work(key: str, placeholder=None) -> None:
+    """After a long computation finished (or failed with an error message): clear the busy mark
+    and remove the Stop button."""
+    st.session_state.pop(f"_busy_{key}", None)
+    if placeholder is not None:
+        placeholder.empty()
+
+
+def stopped_notice(key: str) -> bool:
+    """True (after one ``st.info`` line) when the computation marked by :func:`start_work` did not
+    finish: Stop was pressed, or an input changed while it ran."""
+    what = st.session_state.pop(f"_busy_{key}", None)
+    if what is None:
+        return False
+    st.info(f"Stopped: {what} did not finish (Stop was pressed or an input changed while it ran). "
+            "Nothing of it is shown.", icon=":material/stop_circle:")
+    return True

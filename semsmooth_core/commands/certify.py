@@ -113,6 +113,12 @@ def add_arguments(p):
     g.add_argument("--batch-size", type=int, default=1000, help="inputs per forward pass (default 1000)")
     g.add_argument("--seed", type=int, default=0, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
 
+    g.add_argument("--attack", action="store_true",
+                   help="attack every certified input with the real transformation inside its certified radius "
+                        "(semsmooth_core.attacks); each row gets attack_broken, attack_param, attack_prediction")
+    g.add_argument("--attack-budget", type=int, default=None,
+                   help="with --attack: forward passes per input (default: 24 probed candidates + 2 PREDICTs)")
+
     g = p.add_argument_group("where results go")
     g.add_argument("--out", default=None,
                    help="write the JSON result (summary + rows) to this file; rewritten after every row")
@@ -147,7 +153,8 @@ def config_from_args(args) -> dict:
             "inner_mode": args.inner_mode, "partitions": args.partitions, "preprocess": args.preprocess,
             "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed,
             "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate,
-            "image_size": args.image_size, "channels": args.channels}
+            "image_size": args.image_size, "channels": args.channels,
+            **({"attack": True, "attack_budget": args.attack_budget} if getattr(args, "attack", False) else {})}
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
