@@ -181,7 +181,7 @@ def test_1_forced_exception_shows_one_line_and_logs_the_traceback(home, monkeypa
 def test_1_forced_exception_in_the_sidebar(home, monkeypatch):
     import pages._shared as shared
 
-    monkeypatch.setattr(shared, "sidebar", lambda: (_ for _ in ()).throw(KeyError("x")))
+    monkeypatch.setattr(shared, "sidebar", lambda *a, **k: (_ for _ in ()).throw(KeyError("x")))
     at = _app_test()
     at.run()
     assert not at.exception
