@@ -693,3 +693,19 @@ def test_7_loud_float_wav_gets_a_notice():
     quiet = io.BytesIO()
     sf.write(quiet, x / 10, 16000, format="WAV", subtype="FLOAT")
     assert not any("clipped" in n for n in audio.decode_audio(quiet.getvalue(), "ok.wav").notices)
+
+
+def test_6_results_page_import_checks_the_log(home):
+    at = _app_test()
+    at.run()
+    at.switch_page("pages/6_Results.py")
+    at.run()
+    bad = (HEADER + "0\t3\t5\t0.5\t1\t1.0\n").encode()
+    at.file_uploader(key="results_upload").set_value(("bad.tsv", bad, "text/tab-separated-values")).run()
+    assert not at.exception
+    errs = [e.value for e in at.error]
+    assert len(errs) == 1 and "correct = 1" in errs[0] and one_line(errs[0]), errs
+    good = ("\ufeff" + HEADER + "0\t3\t3\t0.5\t1\t1.0\n1\t2\t-1\t0\t0\t2.0\n").encode()
+    at.file_uploader(key="results_upload").set_value(("good.tsv", good, "text/tab-separated-values")).run()
+    assert not at.exception and not at.error
+    assert any("Imported good.tsv" in s.value for s in at.success)
