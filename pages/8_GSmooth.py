@@ -30,8 +30,11 @@ st.markdown(
     "transformation, and smooths with noise θ ~ N(0, σ₁²) on the parameter **and** augmented noise "
     "θ' ~ N(0, σ₂² I) in the semantic layer (Eq. 9–12). The certified radius is "
     "**R = Φ⁻¹(p̲_A) / M** with **M = max_ξ ‖Σ^{-1/2} ∂F₂(τ(ξ,x))/∂ξ‖**, Σ = σ₁²A₁A₁ᵀ + σ₂²I "
-    "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to the "
-    "radius for the real transformation, **R_r = R(1 − Aε)** (Thm 3).")
+    "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to "
+    "**R_r = R(1 − Aε)** (Thm 3) — an estimate (`radius_surrogate`), since M and ε are taken on grids. "
+    "The certificate's radius is the sound **radius_real**: the largest ξ for which the real, k/255-rounded "
+    "image ψ_ξ(x) provably stays within latent distance ‖Σ^{-1/2}[ψ_ξ(x) − x; 0]‖ < Φ⁻¹(p̲_A) for every "
+    "severity up to it (exact values on a grid plus a proven bound between grid points).")
 
 
 def _apply_preset(p):
