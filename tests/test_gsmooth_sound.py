@@ -160,3 +160,10 @@ def test_resolvable_path_is_labelled_not_sound(gen):
     c = certify_resolvable(Centre(), t, xx, "exp", 0.05, 20, 200, 0.001, generator=gen)
     assert c.extra["sound"] is False and c.extra["attacker"] == "worst-case"
     assert "truncated" in c.extra["sound_reason"] and c.extra["statement"].startswith("Estimate")
+
+
+def test_radius_never_exceeds_the_range_and_zero_below_half():
+    x = torch.zeros(1, 8, 8)                          # a blank image: no blur moves it, d = 0 everywhere
+    r = sound.radius_real(get("zoom_blur"), x, 0.99, 0.5, 0.45)
+    assert r["radius_real"] <= 0.45 and r["radius_real"] == pytest.approx(0.45, rel=1e-6)
+    assert sound.radius_real(get("zoom_blur"), x, 0.5, 0.5, 0.45)["radius_real"] == 0.0

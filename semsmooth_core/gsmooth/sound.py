@@ -299,7 +299,10 @@ def radius_real(transform, x: torch.Tensor, p_lower: float, sigma2: float, xi_ma
     name = transform.name
     if name not in PROVEN:
         raise SemsmoothError(f"no proven enclosure of {name}; the sound GSmooth radius covers {', '.join(PROVEN)}")
-    xi_max = float(_f32(xi_max))
+    v32 = np.float32(xi_max)
+    if float(v32) > float(xi_max):          # round DOWN: the radius never exceeds the range asked for
+        v32 = np.nextafter(v32, np.float32(0.0))
+    xi_max = float(v32)
     thr = gsmooth_latent_radius(p_lower)
     n_img = int(x.numel())
     exact_metric = A1 is None or float(A1[:n_img].abs().max()) == 0.0
