@@ -174,8 +174,11 @@ def markdown(data: dict) -> str:
                      f"{_pct(s['empirical_robust_accuracy'])} ({s['target']['kind']}) | {_pct(c['accuracy_at_C'])} "
                      f"({c['smoothing']}) | {k['broken']} / {k['certified']} | {b['seconds_per_input']:.2f} |")
     lines.append("")
-    lines += [f"- `{e['name']}`: `{e['command']}`" + (f" — {e['note']}" if e.get("note") else "")
-              for e in data["entries"]]
+    seen: dict[str, list[str]] = {}
+    for e in data["entries"]:
+        seen.setdefault(e["command"] + (f" — {e['note']}" if e.get("note") else ""), []).append(e["name"])
+    lines += [f"- {', '.join(names)}: `{cmd.split(' — ')[0]}`" + (f" — {cmd.split(' — ', 1)[1]}" if " — " in cmd else "")
+              for cmd, names in seen.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -76,7 +76,7 @@ def test_every_registered_transformation_is_attacked_within_its_budget(name):
     assert lo - 1e-9 <= a["worst_param"][0] <= hi + 1e-9 and len(a["worst_param"]) == t.dim
     # the reported margin is the model's margin at the reported (rounded) attacked input
     xa = t(x.unsqueeze(0), torch.tensor([a["worst_param"]]))
-    z = model.model(xa)[0]
+    z = model.model(xa)[0].detach()
     other = torch.cat([z[:y], z[y + 1:]]).max()
     assert a["margin"] == pytest.approx(float(z[y] - other), abs=1e-4)
     assert a["broken"] == (a["worst_prediction"] != y)
