@@ -226,7 +226,8 @@ def test_standing_check_small_no_certified_input_broken():
 def test_standing_check_reports_a_break_of_a_wrong_certificate(monkeypatch):
     """The check can fail: a certificate claiming a class the smoothed classifier does not predict
     under attack is reported with its input, parameter and certificate."""
-    from semsmooth_core import pipeline, smoothing
+    from semsmooth_core import smoothing
+    from semsmooth_core.runs import pipeline
 
     real = smoothing.certify_transform
 

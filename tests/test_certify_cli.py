@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semsmooth_core import pipeline
+from semsmooth_core.runs import pipeline
 from semsmooth_core.models.architectures import build
 from semsmooth_core.models.checkpoint import save_checkpoint
 from semsmooth_core.validation import SemsmoothError

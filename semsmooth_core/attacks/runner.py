@@ -238,7 +238,7 @@ def make_target(c: dict, model, card, preprocess) -> Target:
               n_probe=int(c["n_probe"]), batch_size=bs)
     if c["smoothing"] == "gsmooth":
         from semsmooth_core.gsmooth import certify as gcert
-        from semsmooth_core.pipeline import gsmooth_defaults
+        from semsmooth_core.runs.pipeline import gsmooth_defaults
 
         filled = gsmooth_defaults({**c, "sigma_gamma": c["sigma_gamma"]}, card)
         s1 = filled.get("sigma_gamma", c["sigma_gamma"])
@@ -262,7 +262,7 @@ def attack_inputs(config: dict, indices: list[int], on_row: Callable[[dict], Non
     seconds)."""
     from semsmooth_core import transforms
     from semsmooth_core.data.datasets import load_dataset
-    from semsmooth_core.pipeline import _check_modality, input_generator, load_setup
+    from semsmooth_core.runs.pipeline import _check_modality, input_generator, load_setup
 
     c = validate_attack_config(config)
     t = transforms.get(c["transform"])
@@ -407,7 +407,7 @@ def soundness_check(config: dict, indices: list[int], progress=None) -> dict:
     certificate) beyond one-sided binomial slack (Clopper-Pearson at 0.001) are a bug. Returns
     counts, the rate, the allowance and every break with its input, parameter and certificate."""
     from semsmooth_core import stats
-    from semsmooth_core.pipeline import certify_inputs
+    from semsmooth_core.runs.pipeline import certify_inputs
 
     cfg = {**config, "attack": True}
     rows: list[dict] = []

@@ -231,7 +231,7 @@ class SmoothedTarget(Target):
             r = {"label": lab, "p_value": pv, "counts": counts.tolist(), "n_forward": self.n_predict}
         else:
             from semsmooth_core.gsmooth.certify import predict_gsmooth
-            from semsmooth_core.pipeline import _Preprocessed
+            from semsmooth_core.runs.pipeline import _Preprocessed
 
             m = _Preprocessed(self.pp, self.model) if self.pp is not None else self.model
             r = predict_gsmooth(m, self.sur, x, self.sigma1, self.sigma2, self.n_predict, a, bs, generator)
