@@ -300,6 +300,14 @@ def test_results_page_shows_attack_curves_or_says_how_to_make_them(tmp_path, mon
     monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
     at = _page("6_Results.py")
     assert any(s.value == "Empirical robustness beside certificates" for s in at.subheader)
+    from pages._attack_panel import RESULTS
+
+    if RESULTS.exists():            # the benchmark's curves: one setting picked, one chart of three curves
+        pick = at.selectbox(key="res_attack_pick")
+        pick.set_value(len(pick.options) - 1).run()
+        assert not at.exception
+        fig = [c for c in at.get("plotly_chart") if "empirical robust accuracy, base" in str(c.proto)]
+        assert fig and "certified accuracy" in str(fig[0].proto)
 
 
 @pytest.mark.parametrize("page,key", [("8_GSmooth.py", "gs_attack"), ("7_Audio_volume.py", "av_attack")])
