@@ -204,7 +204,7 @@ def sidebar(pickers: bool = True) -> None:
         st.session_state[k] = v
     sb = st.sidebar
     if Path(GLOSSARY_PAGE).exists():
-        sb.page_link(GLOSSARY_PAGE, label="Glossary: every symbol in plain words", icon=":material/menu_book:")
+        sb.page_link(GLOSSARY_PAGE, label="Glossary of symbols", icon=":material/menu_book:")
     sb.caption(f"Compute device: **{st.session_state['device']}**")
     if not pickers:
         sb.caption("This page picks its own model and data (below on the page).")
