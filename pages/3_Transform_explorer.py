@@ -8,9 +8,10 @@ import streamlit as st
 import torch
 
 from pages._shared import fmt, hint, image_from_upload, sample_picker, show_error, tensor_to_image
+from pages._attack_panel import attack_panel
 from semsmooth_core import errors, transforms
 from semsmooth_core.data import embedded_photos
-from semsmooth_core.data.uploads import decode_image
+from semsmooth_core.data.uploads import decode_image, limit_text
 from semsmooth_core.preprocess import build
 from semsmooth_core.validation import SemsmoothError
 
@@ -71,7 +72,7 @@ with left:
             x = _photo(name, gray, size)
             caption = f"{name}, {size}×{size}"
     else:
-        up = st.file_uploader("An image (PNG, JPEG, …)", type=None, key="te_upload")
+        up = st.file_uploader(f"An image (PNG, JPEG, TIFF, …; {limit_text('image')})", type=None, key="te_upload")
         gray = st.checkbox("Greyscale", value=True, key="te_up_gray")
         x = image_from_upload(up, grayscale=gray)
         if x is not None and max(x.shape[-2:]) > 1024:
@@ -197,3 +198,4 @@ with right:
     st.caption(f"ε = P(ψ_β(ψ_γ x)) − P(ψ_(β+γ) x) in pixel scale [0,1]; red: positive, blue: negative, white: 0; "
                f"both maps use the same scale ±{fmt(lim, 3)}. "
                "Multiples of 90° (square images) and integer shifts compose exactly: ε = 0 there.")
+attack_panel("te_attack", x, None, None, tname, None, interpolation=ip, models=True, title="Find the worst parameter")

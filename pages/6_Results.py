@@ -21,9 +21,12 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from pages._attack_panel import attack_curves
 from PIL import Image
 
-from pages._shared import cached_dataset, ensure_worker, fmt, hint, model_ref, seed, show_error, tensor_to_image
+from pages._shared import (cached_dataset, checked_data_root, data_options, ensure_worker, fmt, hint, model_ref,
+                           seed, show_error, tensor_to_image)
+from semsmooth_core.data.uploads import limit_text
 from semsmooth_core.runs import jobs
 from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
 from semsmooth_core.runs.summary import accuracy_curve, n_ceiling, radius_grid, summarize, table_row
@@ -54,7 +57,7 @@ def _config(sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
     """The certify options of a Gaussian-smoothing run of the sidebar's model and dataset."""
     ref = model_ref()
     cfg = {"dataset": st.session_state.get("dataset", "mnist"), "split": "heldout",
-           "root": st.session_state.get("data_root") or None, "model": ref[0] if ref else None,
+           "root": checked_data_root(), "model": ref[0] if ref else None, **data_options(),
            "smoothing": "noise", "transform": None, "interpolation": "bilinear", "sigma_gamma": None,
            "sigma_eps": sigma, "E": None, "q_E_lower": None, "n0": n0, "n_gamma": None, "n_eps": n,
            "alpha_gamma": alpha, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,  # noise: α = alpha_gamma
@@ -143,10 +146,12 @@ def progress_panel() -> None:
 
 st.subheader("Runs in progress")
 progress_panel()
+attack_curves()  # empirical robust accuracy beside certified accuracy (benchmarks/attack_table.py)
 
 # --------------------------------------------------------------------------- pick runs / import
 st.subheader("Compare runs and logs")
-up = st.file_uploader("Import a certify log (Cohen-format TSV: idx label predict radius correct time)",
+up = st.file_uploader("Import a certify log (Cohen-format TSV: idx label predict radius correct time; "
+                      f"{limit_text('log')}, 100,000 rows)",
                       type=["tsv", "txt", "csv"], key="results_upload")
 unit_in = st.text_input("Radius unit of the imported log", "l2 (pixel scale [0,1])", key="results_unit")
 if up is not None:
@@ -154,7 +159,11 @@ if up is not None:
     done_imports = st.session_state.setdefault("results_imported", {})
     if digest not in done_imports:
         try:
-            done_imports[digest] = import_tsv(store, up.getvalue(), name=up.name, radius_unit=unit_in)
+            bar = st.progress(0.0, text="Reading the log")
+            done_imports[digest] = import_tsv(
+                store, up.getvalue(), name=up.name, radius_unit=unit_in,
+                progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text=f"Reading the log: {d / max(t, 1):.0%}"))
+            bar.empty()
             st.success(f"Imported {up.name} as run {done_imports[digest]}.")
         except SemsmoothError as e:
             show_error(e)

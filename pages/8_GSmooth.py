@@ -6,14 +6,16 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages._shared import (hint, cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
-                           tensor_to_image)
-from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, estimate_M,
-                                            gsmooth_batch_maker, surrogate_error)
+from pages import _guarantee as gu
+from pages._attack_panel import attack_panel
+from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
+                           hint, tensor_to_image)
+from semsmooth_core.gsmooth.certify import NON_RESOLVABLE, certify_gsmooth, estimate_M, gsmooth_batch_maker
 from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
+from semsmooth_core.explain import diagnose_result
 from semsmooth_core.transforms import get
 from semsmooth_core.transforms.photometric import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
@@ -30,6 +32,16 @@ st.markdown(
     "**R = Φ⁻¹(p̲_A) / M** with **M = max_ξ ‖Σ^{-1/2} ∂F₂(τ(ξ,x))/∂ξ‖**, Σ = σ₁²A₁A₁ᵀ + σ₂²I "
     "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to the "
     "radius for the real transformation, **R_r = R(1 − Aε)** (Thm 3).")
+
+
+def _apply_preset(p):
+    c = p.config()
+    st.session_state.update({"gs_transform": c["transform"], "gs_sigma1": c["sigma_gamma"], "gs_sigma2": c["sigma2"],
+                             "gs_n0": c["n0"], "gs_n": c["n_gamma"], "gs_alpha": c["alpha_gamma"]})
+    st.session_state.pop("gs_cert", None)
+
+
+gu.preset_buttons("gsmooth", _apply_preset, "gs_preset")
 
 
 @st.cache_resource(show_spinner=False)
@@ -143,13 +155,43 @@ if "gs_cert" in st.session_state:
     k1.metric("prediction", "abstain" if cert.abstained else str(cert.label))
     k2.metric("p̲_A", f"{cert.p_lower:.4f}")
     if not cert.abstained:
-        k3.metric(f"R surrogate ({cert.radius_unit})", f"{e['radius_surrogate']:.4g}")
-        k4.metric(f"R_r real ({cert.radius_unit})", f"{cert.radius:.4g}")
+        sound_txt = "sound" if e.get("sound") else "estimate"
+        k3.metric(f"radius_real ({cert.radius_unit}) — {sound_txt}",
+                  f"{e['radius_real']:.4g}" if "radius_real" in e else "–")
+        k4.metric(f"radius_surrogate ({cert.radius_unit}) — estimate", f"{e['radius_surrogate']:.4g}")
+        b = e.get("radius_real_bound")
+        if b:
+            st.markdown(
+                f"**radius_real** (the certificate's radius, sound): sup over ξ ∈ [0, R] of the latent distance "
+                f"d(ξ) = ‖Σ^(-1/2)[q(ψ_ξ(x)) − x; 0]‖ of the REAL rounded image stays below Φ⁻¹(p̲_A) = "
+                f"{b['threshold']:.3f}: largest d on the grid {b['d_max_grid']:.3f}, largest proven cell bound "
+                f"{b['bound_max']:.3f} ({b['cells']} cells, {b['points']} grid points, between-point term "
+                f"≤ {b['between_term']:.3f}).")
         st.markdown(
+            f"**radius_surrogate** (an estimate: {e.get('radius_surrogate_reason', 'M and ε are grid estimates')}): "
             f"M = {e['M']:.3f} at ξ = {e['xi_at_M']:.3g}; ε = ε₀ + ε_path = {e['eps0']:.3f} + {e['eps_path']:.3f}; "
             f"A = {e['A']:.3f}; R(1 − Aε) = {e['radius_corrected_uniform']:.4g} (Thm 3, uniform ε), "
             f"path-wise ε and M: {e['radius_corrected_path']:.4g}. Radii are capped at ξ_max = {e['xi_max']:g} "
-            f"{cert.radius_unit}, the range where M and ε were measured.")
+            f"{cert.radius_unit}.")
+    if e.get("statement"):
+        st.info(f"{'Sound' if e.get('sound') else 'Not sound (estimate)'} · attacker: {e.get('attacker', '–')} · "
+                f"{e['statement']}")
+
+if "gs_cert" in st.session_state:  # the guarantee card and the attacker picture, below the result block
+    cap, cname, cert = st.session_state["gs_cert"]
+    if cap != caption or cname != name:
+        st.info("The certificate above is for another input or transformation: press Certify for this one.")
+    else:
+        gu.guarantee_card(cert)
+        gu.failures(diagnose_result(cert), {"n_gamma": "gs_n"}, "gs_post")
+        pic = gu.attacker_picture(cert, key="gs_picture", title=f"Severities: attacker range [0, ξ_max] vs certified "
+                                                                 f"[0, R) ({cert.radius_unit})")
+        with torch.no_grad():
+            sev_imgs = t(x[None].expand(len(pic["strip"]), *x.shape), torch.tensor([p for p, _ in pic["strip"]]))
+        gu.strip(sev_imgs, [p for p, _ in pic["strip"]], [ok for _, ok in pic["strip"]], cert.radius_unit)
+
+attack_panel("gs_attack", x, label, cached_model(base_name)[0], name, xi_max,
+             smoothed={"smoothing": "gsmooth", "sigma_gamma": sigma1, "sigma2": sigma2}, budget=200)
 
 st.subheader("σ₁ × σ₂ grid (Table 3 form)")
 g1, g2, g3 = st.columns(3)

@@ -170,3 +170,20 @@ def help_text(key: str, extra: str | None = None) -> str:
     if e.ref:
         parts.append(f"({e.ref})")
     return " ".join(parts)
+
+# ---- appended for the classroom Certify/Audio/GSmooth pages (issue 15, part A)
+ENTRIES = ENTRIES + (
+    Entry("severity", "ξ", "severity of a blur or pixelate",
+          "How strong the transformation is, in its own unit. Zoom blur's unit is a zoom factor increase z: "
+          "the image is averaged over zooms from 1× to (1 + z)× (z = 0.02: up to 2 % larger). Defocus and "
+          "motion blur and pixelate use pixels, rotational blur degrees. A GSmooth radius R certifies every "
+          "severity from 0 to R.", "zoom factor increase | px | degrees", "Hao et al. §5"),
+    Entry("volume_db", "dB", "volume change in decibels",
+          "+6 dB doubles the amplitude of the waveform, −6 dB halves it (factor 10^(β/20)); the result is "
+          "stored as 16-bit integers, which is where the rounding error E comes from.", "dB", "Fischer §5.1"),
+    Entry("n_ceiling", "n-ceiling", "largest radius n samples allow",
+          "Even if every one of the n samples votes for the class, the lower bound p̲_A is only α^(1/n), so "
+          "no radius beyond σ·Φ⁻¹(α^(1/n) − ρ) can be certified. A radius at this ceiling says more about n "
+          "than about the model: more samples would raise it.", "the radius's unit", "Fischer App. C.2"),
+)
+_BY_KEY = {e.key: e for e in ENTRIES}

@@ -315,7 +315,7 @@ def test_certify_double_planner_stages_gallery(tmp_path, monkeypatch):
     assert not at.exception and not _errors(at), _errors(at)
     cert = at.session_state["cf_result"][0]
     assert cert.extra["smoothing"] == "double" and cert.radius_unit == "degrees"
-    assert any("What is guaranteed" in s.value for s in at.success)
+    assert any("**Covered**" in m.value for m in at.markdown)  # the guarantee card (pages/_guarantee.py)
     assert any("Stage" in t or "Done:" in t for t in [str(p.proto.text) for p in at.get("progress")])
     imgs = at.get("image")  # the input and the gallery of sampled transformed inputs with verdicts
     assert len(imgs) >= 3 and any("certified" in str(i.proto) for i in imgs), imgs
@@ -359,10 +359,7 @@ def _missing_help(at) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("page", [pytest.param(p, marks=pytest.mark.xfail(
-    reason="pages/5_Certify.py belongs to the classroom-certify branch (issue 15 part A), which adds its "
-           "help texts; remove this mark after both are merged", strict=False)) if p == "5_Certify.py" else p
-    for p in PAGES])
+@pytest.mark.parametrize("page", PAGES)
 def test_every_symbol_input_and_metric_has_help(page):
     """Issue 15: every number_input/slider/selectbox/text input and every metric whose label uses a
     symbol explains it (non-empty help), on every page, in the sidebar too, also after the page's
