@@ -251,7 +251,7 @@ def sidebar(pickers: bool = True) -> None:
         try:
             checked_data_root()
         except SemsmoothError as e:
-            sb.error(str(e), icon="⚠️")
+            sb.error(str(e), icon=":material/error:")
         with sb.expander("Image size and channels"):
             st.number_input("Image size (pixels; 0 = as stored)", min_value=0, max_value=4096, step=1,
                             key="image_size", help="Shorter side to N, centre crop N×N: for folders "
@@ -285,7 +285,7 @@ def sidebar(pickers: bool = True) -> None:
             st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
         except SemsmoothError as e:
             st.session_state["model_path"] = None
-            sb.error(str(e), icon="⚠️")
+            sb.error(str(e), icon=":material/error:")
             up = None
         if up is not None:
             loaded = current_model(quiet=True)  # pages that use the model show the error
