@@ -16,7 +16,7 @@ from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
-from semsmooth_core.explain import diagnose_result, picture
+from semsmooth_core.explain import diagnose_result
 from semsmooth_core.glossary import help_text
 from semsmooth_core.transforms import get
 from semsmooth_core.transforms.photometric import box_halfwidth

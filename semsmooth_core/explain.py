@@ -385,7 +385,6 @@ def diagnose_result(cert, true_label: int | None = None, model_sigma: float | No
                            "prediction stays the same, not that it is right."))
     g = guarantee_fields(cert)
     if g["at_ceiling"]:
-        top = g["ceiling"]
         target = _C_max({"attacker_range": e.get("attacker_range")}) if k not in ("noise", "gsmooth") else None
         if k == "gsmooth" and e.get("xi_max") is not None:
             target = None  # the surrogate radius ceiling; M is in the way, more n helps only a little
