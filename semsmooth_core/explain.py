@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from semsmooth_core import planner, stats
 from semsmooth_core.validation import SemsmoothError
 
-LONG_RUN_SECONDS = 180.0
-"""Runs estimated above this (3 minutes) ask before they start."""
+LONG_RUN_SECONDS = 300.0
+"""Runs estimated above this (5 minutes) ask before they start."""
 
 
 # =========================================================================== certificate fields
