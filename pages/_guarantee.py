@@ -38,7 +38,8 @@ def guarantee_card(cert, class_name: str | None = None, container=None) -> dict:
         m[0].metric("Class", g["class"])
         m[1].metric(f"Radius ({g['unit']})", _fmt(g["radius"]), help=help_text("radius"))
         top = "clipped to C" if g["clipped"] else ("at the n-ceiling" if g["at_ceiling"] else "below the n-ceiling")
-        m[2].metric(f"n-ceiling ({g['unit']})", _fmt(g["ceiling"]), delta=top, delta_color="off",
+        m[2].metric(f"n-ceiling ({g['unit']})", _fmt(g["ceiling"]), delta=top if g["ceiling"] is not None else None,
+                    delta_color="off",
                     help=help_text("n", "The largest radius these n samples could ever certify."))
         m[3].metric("p̲_A", f"{g['p_lower']:.4f}", help=help_text("p_lower"))
         m[4].metric("ρ", f"{g['rho']:.4f}", help=help_text("rho"))
@@ -76,7 +77,10 @@ def attacker_picture(cert, key: str, title: str | None = None) -> dict:
             col = [OK if v == "certified" else BAD for v in p["verdicts"]]
             fig.add_trace(go.Scatter(x=bs, y=[-1] * len(bs), mode="markers", marker=dict(color=col, size=7),
                                      name="sampled β (green: inner test passed)"))
-        fig.update_yaxes(tickvals=[-1, 0, 1], ticktext=["sampled β", "certified", "attacker C"], range=[-1.6, 1.6])
+        if p["betas"]:
+            fig.update_yaxes(tickvals=[-1, 0, 1], ticktext=["sampled β", "certified", "attacker C"], range=[-1.6, 1.6])
+        else:
+            fig.update_yaxes(tickvals=[0, 1], ticktext=["certified", "attacker C"], range=[-0.6, 1.6])
         fig.update_xaxes(title=u)
         fig.update_layout(height=240)
     else:

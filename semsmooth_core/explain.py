@@ -226,7 +226,7 @@ def picture(cert, n_strip: int = 7) -> dict:
     ellipse, else None), ``box`` (half-width of the largest axis-aligned box inside the certified
     ball/ellipse, 2-D), ``one_sided`` (GSmooth severities: certified [0, R]), ``ceiling``,
     ``betas`` and ``verdicts`` (sampled smoothing parameters, double smoothing), ``strip``: a list
-    of (parameter, certified?) across C."""
+    of (parameter, certified?) across C (1-D: plus the points just inside and outside the radius)."""
     e, k = cert.extra, _kind(cert)
     one_sided = k in ("gsmooth", "resolvable")
     rng = e.get("attacker_range")
@@ -256,7 +256,11 @@ def picture(cert, n_strip: int = 7) -> dict:
         p = [lo + f * (hi - lo) for lo, hi in rng]
         if dim == 2:  # along the diagonal of C, from one corner to the other
             p = [rng[0][0] + f * (rng[0][1] - rng[0][0]), rng[1][0] + f * (rng[1][1] - rng[1][0])]
-        strip.append((p, (not cert.abstained) and _in_region(p, radius, axes, one_sided)))
+        strip.append(p)
+    if dim == 1 and radius > 0:  # just inside and just outside the certified edge, where it is inside C
+        strip += [[v] for v in (0.95 * radius, 1.05 * radius) if rng[0][0] <= v <= rng[0][1]]
+        strip.sort()
+    strip = [(p, (not cert.abstained) and _in_region(p, radius, axes, one_sided)) for p in strip]
     return {"dim": dim, "unit": e.get("axis_unit") or cert.radius_unit, "C": rng, "radius": radius,
             "axes": axes, "box": box, "one_sided": one_sided, "ceiling": ceiling(cert),
             "betas": e.get("betas") or [], "verdicts": e.get("inner_verdict") or [], "strip": strip,

@@ -284,7 +284,9 @@ def test_picture_2d_box_inside_the_ball_and_strip_marks():
         assert ok == (math.hypot(*params) < 3.0)
     assert [ok for _, ok in p["strip"]].count(True) >= 1 and not p["strip"][0][1]
     g = explain.picture(_cert(radius=0.08, radius_unit="factor", extra={"method": "gsmooth", "xi_max": 0.3}))
-    assert g["one_sided"] and g["C"] == [[0.0, 0.3]] and [ok for _, ok in g["strip"]][:3] == [True, True, False]
+    assert g["one_sided"] and g["C"] == [[0.0, 0.3]]
+    assert [ok for _, ok in g["strip"]] == [0 <= q[0] < 0.08 for q, _ in g["strip"]]
+    assert [q[0] for q, _ in g["strip"]][2:4] == pytest.approx([0.076, 0.084])  # the radius's edge is shown
 
 
 # --------------------------------------------------------------------------- Audio volume and GSmooth
