@@ -70,7 +70,9 @@ def run_guarded(fn, where: str) -> None:
         st.error(f"{one_line(e)} ({where_log})", icon=":material/error:")
 
 
-st.set_page_config(page_title="semsmooth", page_icon=":material/casino:", layout="wide")
+# the icon is a file of ours: an emoji needs an emoji font, a ":material/…" page icon is fetched
+# from fonts.gstatic.com (nothing may be downloaded at run time)
+st.set_page_config(page_title="semsmooth", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
 nav = st.navigation(build_pages())
 run_guarded(lambda: sidebar(pickers=nav.url_path not in OWN_PICKERS), "sidebar")
 run_guarded(nav.run, f"page {getattr(nav, 'title', '')}")

@@ -147,13 +147,13 @@ def section(name: str, n: int) -> list[dict]:
     if name == "audio":
         E, q, f = _E(E_AUDIO)
         clips = spaced(n, 200)
-        sm = {"smoothing": "double", "sigma_gamma": 3.0, "sigma_eps": 0.01, "n_predict": 50, "n_eps": 10,
-              "alpha": 0.001, "n_probe": 16, "budget": 16 * 16 + 2 * 50 * 10, "batch_size": 500}
+        sm = {"smoothing": "double", "sigma_gamma": 3.0, "sigma_eps": 0.01, "n_predict": 40, "n_eps": 20,
+              "alpha": 0.001, "n_probe": 16, "budget": 16 * 16 + 2 * 40 * 20, "batch_size": 500}
         cert = {"smoothing": "double", "sigma_gamma": 3.0, "sigma_eps": 0.01, "E": E, "q_E_lower": q, "n0": 10,
                 "n_gamma": 100, "n_eps": 20, "alpha_gamma": 0.001, "alpha_eps": 0.001, "alpha_E": 0.001,
                 "batch_size": 500}
-        keys = {"attack_n_predict": 50, "attack_n_eps": 10, "attack_n_probe": 16,
-                "attack_budget": 16 * 16 + 2 * 50 * 10}
+        keys = {"attack_n_predict": 40, "attack_n_eps": 20, "attack_n_probe": 16,
+                "attack_budget": 16 * 16 + 2 * 40 * 20}
         return [entry("volume ±3 dB (double)", "speech_cnn", "volume", 3.0, clips, dataset="speech-words",
                       base_budget=200, smoothed=sm, certify=cert, attack_keys=keys, note=f"E from {f}")]
     raise SystemExit(f"unknown section {name!r}")

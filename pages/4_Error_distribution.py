@@ -100,11 +100,13 @@ with left:
     ip_b, pre_b, size_b = ip, None, size
     if vary == "another interpolation":
         ip_b = st.selectbox("Interpolation B", list(t.interpolations), key="ed_interp_b",
-                            index=len(t.interpolations) - 1)
+                            index=len(t.interpolations) - 1, help="The interpolation of setting B (red).")
     elif vary == "another preprocessing":
-        pre_b = st.text_input("Preprocessing B (e.g. none, vignette+lowpass:8, gauss:5:1)", "none", key="ed_pre_b")
+        pre_b = st.text_input("Preprocessing B (e.g. none, vignette+lowpass:8, gauss:5:1)", "none", key="ed_pre_b",
+                              help=hint("P", "Here: the preprocessing of setting B (red)."))
     elif vary == "another image size (photos)":
-        size_b = st.select_slider("Photo size B", [32, 64, 128, 256, 512], value=256, key="ed_size_b")
+        size_b = st.select_slider("Photo size B", [32, 64, 128, 256, 512], value=256, key="ed_size_b",
+                                  help="The photo size of setting B (red), in pixels.")
 
 try:
     pre_a = build(vig, 0.0, band if lp else None, f"{gk}:{gs}" if ga else None)

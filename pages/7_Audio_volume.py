@@ -10,10 +10,9 @@ import streamlit as st
 import torch
 
 from pages import _guarantee as gu
-from pages._shared import cached_model, progress_callback, show_error
+from pages._shared import cached_model, hint, progress_callback, show_error
 from pages._attack_panel import attack_panel
 from semsmooth_core import audio, errors, explain, transforms
-from semsmooth_core.glossary import help_text
 from semsmooth_core.data.speech import WORDS, embedded_speech
 from semsmooth_core.data.uploads import limit_text
 from semsmooth_core.models import list_models
@@ -97,7 +96,8 @@ with left:
         if model_name != "silero_vad":
             lab = st.selectbox("True word (for 'correct')", ["unknown", *WORDS], key="av_true")
             label = WORDS.index(lab) if lab != "unknown" else None
-    beta = st.slider("Volume change β (dB)", -20.0, 20.0, 0.0, 0.5, key="av_beta")
+    beta = st.slider("Volume change β (dB)", -20.0, 20.0, 0.0, 0.5, key="av_beta",
+                     help=hint("factor", "Here: the change you hear and see on the right."))
 
 vol = transforms.get("volume")
 louder = vol(clip[None], beta)[0]
@@ -136,10 +136,11 @@ with right:
 st.subheader("Rounding error of volume changes")
 e1, e2, e3, e4 = st.columns(4)
 sigma_g = e1.number_input("σ_γ — outer smoothing (dB)", 0.1, 20.0, 3.0, 0.5, key="av_sigma_g",
-                          help=help_text("sigma_gamma", help_text("volume_db")))
-c_half = e2.number_input("attacker range C = ±… dB", 0.0, 20.0, 3.0, 0.5, key="av_C", help=help_text("C"))
-q = e3.number_input("q (target q̲_E)", 0.5, 0.999, 0.95, 0.01, key="av_q", help=help_text("q_E"))
-n_err = int(e4.number_input("error samples", 100, 20000, 500, 100, key="av_nerr"))
+                          help=hint("sigma_gamma"))
+c_half = e2.number_input("attacker range C = ±… dB", 0.0, 20.0, 3.0, 0.5, key="av_C", help=hint("C"))
+q = e3.number_input("q (target q̲_E)", 0.5, 0.999, 0.95, 0.01, key="av_q", help=hint("q_target"))
+n_err = int(e4.number_input("error samples", 100, 20000, 500, 100, key="av_nerr",
+                            help="How many rounding errors ε are sampled to find E (more: a tighter q̲_E)."))
 
 
 @st.cache_data(show_spinner="Sampling rounding errors ε on the held-out clips…", max_entries=16)
@@ -171,11 +172,12 @@ st.subheader("Certify this clip against volume changes")
 k1, k2, k3, k4, k5 = st.columns(5)
 sigma_eps = k1.number_input("σ_ε — inner noise (waveform)", 0.001, 0.2, float(card.get("sigma_eps", 0.01)),
                             0.001, format="%.3f", key="av_sigma_eps",
-                            help=help_text("sigma_eps", "Here in waveform units ([-1, 1]), not pixels."))
-n0 = int(k2.number_input("n0", 1, 1000, 10, key="av_n0", help=help_text("n0")))
-n_gamma = int(k3.number_input("n_γ", 1, 10**6, 50, key="av_ngamma", help=help_text("n_gamma")))
-n_eps = int(k4.number_input("n_ε", 1, 10**6, 50, key="av_neps", help=help_text("n_eps")))
-alpha = k5.number_input("α_γ = α_ε", 1e-6, 0.1, 0.001, format="%.4f", key="av_alpha", help=help_text("alpha"))
+                            help=hint("sigma_eps", "Here: noise on the waveform, in [-1, 1] units."))
+n0 = int(k2.number_input("n0", 1, 1000, 10, key="av_n0", help=hint("n0")))
+n_gamma = int(k3.number_input("n_γ", 1, 10**6, 50, key="av_ngamma", help=hint("n_gamma")))
+n_eps = int(k4.number_input("n_ε", 1, 10**6, 50, key="av_neps", help=hint("n_eps")))
+alpha = k5.number_input("α_γ = α_ε", 1e-6, 0.1, 0.001, format="%.4f", key="av_alpha",
+                        help=hint("alpha_gamma", "The page uses the same value for α_ε."))
 made_with = (model_name, source, label, float(clip.sum()), sigma_g, c_half, q, n_err, sigma_eps, n0, n_gamma, n_eps, alpha,
              int(st.session_state.get("seed", 0)))
 pre = explain.diagnose_settings({"smoothing": "double", "E": E_val, "q_E_lower": qE_low, "sigma_eps": sigma_eps,

@@ -9,15 +9,13 @@ import torch
 from pages import _guarantee as gu
 from pages._attack_panel import attack_panel
 from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
-                           tensor_to_image)
-from semsmooth_core.gsmooth.certify import (NON_RESOLVABLE, certify_gsmooth, estimate_M,
-                                            gsmooth_batch_maker, surrogate_error)
+                           hint, tensor_to_image)
+from semsmooth_core.gsmooth.certify import NON_RESOLVABLE, certify_gsmooth, estimate_M, gsmooth_batch_maker
 from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
 from semsmooth_core.explain import diagnose_result
-from semsmooth_core.glossary import help_text
 from semsmooth_core.transforms import get
 from semsmooth_core.transforms.photometric import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
@@ -67,12 +65,13 @@ with left:
         st.stop()
     xi_max = float(sur.config["theta_scale"])
     unit = t.units[0]
-    sev = st.slider(f"Severity ξ ({unit})", 0.0, xi_max, xi_max / 2, key="gs_sev", help=help_text("severity"))
+    sev = st.slider(f"Severity ξ ({unit})", 0.0, xi_max, xi_max / 2, key="gs_sev",
+                    help=hint("xi", "Here: the severity of the example shown (real vs surrogate)."))
     x, label, caption = sample_picker("gs_index")
     sigma1_in = st.number_input(f"σ₁ — parameter noise ({unit})", value=float(t.default_sigma[0]),
-                                format="%.3f", key="gs_sigma1", help=help_text("sigma1"))
+                                format="%.3f", key="gs_sigma1", help=hint("sigma1"))
     sigma2_in = st.number_input("σ₂ — augmented noise (pixel scale [0,1])", value=0.5, format="%.3f",
-                                key="gs_sigma2", help=help_text("sigma2"))
+                                key="gs_sigma2", help=hint("sigma2"))
 try:
     sigma1, sigma2 = check_sigma(sigma1_in, "σ₁"), check_sigma(sigma2_in, "σ₂")
 except SemsmoothError as e:
@@ -119,8 +118,8 @@ def _M(name: str, x_key: str, _x, sigma1: float, sigma2: float, xi_max: float):
 st.subheader("The coefficient M (Eq. 18)")
 Mi = _M(name, caption, x, sigma1, sigma2, xi_max)
 m1, m2 = st.columns(2)
-m1.metric("M (per unit of ξ)", f"{Mi['M']:.3f}")
-m2.metric(f"reached at ξ ({unit})", f"{Mi['xi_at_M']:.3g}")
+m1.metric("M (per unit of ξ)", f"{Mi['M']:.3f}", help=hint("M"))
+m2.metric(f"reached at ξ ({unit})", f"{Mi['xi_at_M']:.3g}", help=hint("xi", "Here: the severity where M is largest."))
 fig = go.Figure(go.Scatter(x=Mi["xi"], y=Mi["norm"], mode="lines+markers", name="‖Σ^{-1/2} J(ξ)‖"))
 fig.add_vline(x=Mi["xi_at_M"], line_dash="dash")
 fig.update_layout(xaxis_title=f"ξ ({unit})", yaxis_title="‖Σ^{-1/2} J(ξ)‖", height=280,
@@ -133,9 +132,9 @@ if not (models_dir() / f"{base_name}.pt").exists():
     show_error(f"no base classifier {base_name}: python -m semsmooth_core train-gsmooth-classifier --transform {name}")
     st.stop()
 a, b, c = st.columns(3)
-n0_in = a.number_input("n0 (selection)", value=50, step=10, key="gs_n0", help=help_text("n0"))
-n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n", help=help_text("n"))
-alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha", help=help_text("alpha"))
+n0_in = a.number_input("n0 (selection)", value=50, step=10, key="gs_n0", help=hint("n0"))
+n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n", help=hint("n"))
+alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha", help=hint("alpha"))
 st.caption(f"Base classifier: {base_name} (trained on GSmooth samples of {t.label}).")
 if st.button("Certify", key="gs_certify"):
     try:
@@ -197,8 +196,9 @@ attack_panel("gs_attack", x, label, cached_model(base_name)[0], name, xi_max,
 st.subheader("σ₁ × σ₂ grid (Table 3 form)")
 g1, g2, g3 = st.columns(3)
 grid_k = g1.number_input("images", value=4, min_value=1, max_value=50, key="gs_grid_k")
-grid_n = g2.number_input("n per certificate", value=100, step=50, key="gs_grid_n")
-grid_r = g3.number_input(f"radius ({unit})", value=0.0, format="%.3f", key="gs_grid_r")
+grid_n = g2.number_input("n per certificate", value=100, step=50, key="gs_grid_n", help=hint("n"))
+grid_r = g3.number_input(f"radius ({unit})", value=0.0, format="%.3f", key="gs_grid_r",
+                         help=hint("severity_unit", "Here: the radius at which certified accuracy is read off."))
 
 
 if st.button("Compute grid", key="gs_grid_go"):
@@ -240,9 +240,9 @@ st.markdown(
     "Thm 1 with M = I) for the ideal transform; the largest box |c|, |b| ≤ a inside it is GSmooth's ‖α‖_∞ "
     "radius. Clamping and 8-bit rounding are not covered here (double smoothing's E covers them).")
 r1, r2, r3, r4 = st.columns(4)
-bc_sc = r1.number_input("σ_c (log-factor)", value=0.5, format="%.3f", key="gs_bc_sc")
-bc_sb = r2.number_input("σ_b (pixel scale)", value=0.3, format="%.3f", key="gs_bc_sb")
-bc_n = r3.number_input("n (estimation)", value=500, step=100, key="gs_bc_n")
+bc_sc = r1.number_input("σ_c (log-factor)", value=0.5, format="%.3f", key="gs_bc_sc", help=hint("sigma_c"))
+bc_sb = r2.number_input("σ_b (pixel scale)", value=0.3, format="%.3f", key="gs_bc_sb", help=hint("sigma_b"))
+bc_n = r3.number_input("n (estimation)", value=500, step=100, key="gs_bc_n", help=hint("n"))
 bc_model = r4.text_input("model", value="mnist_cnn_noise025", key="gs_bc_model")
 if st.button("Certify brightness + contrast", key="gs_bc_go"):
     try:

@@ -20,7 +20,7 @@ import numpy as np
 import streamlit as st
 import torch
 
-from pages._shared import cached_model, show_error, tensor_to_image
+from pages._shared import cached_model, hint, show_error, tensor_to_image
 from semsmooth_core import transforms
 from semsmooth_core.attacks import ATTACK_DEFAULTS, Region, Target, attack_input, attack_range, make_target
 from semsmooth_core.smoothing import ABSTAIN
@@ -97,11 +97,14 @@ def attack_panel(key: str, x: torch.Tensor, label: int | None, model, transform:
     except SemsmoothError as e:
         show_error(e)
         return
-    bud = int(cols[1].number_input("Budget (forward passes)", 20, 100000, budget, 50, key=f"{key}_budget"))
+    bud = int(cols[1].number_input("Budget (forward passes)", 20, 100000, budget, 50, key=f"{key}_budget",
+                                   help="How many model forward passes the search may spend on this input."))
     n_pred = int(cols[2].number_input("PREDICT n", 10, 100000, 100, 50, key=f"{key}_npred",
-                                      disabled=smoothed is None))
+                                      disabled=smoothed is None,
+                                      help=hint("n", "Here: the votes PREDICT draws at each attacked parameter.")))
     alpha = float(cols[3].number_input("PREDICT α", 1e-6, 0.5, 0.001, format="%.4f", key=f"{key}_alpha",
-                                       disabled=smoothed is None))
+                                       disabled=smoothed is None,
+                                       help=hint("alpha", "Here: PREDICT abstains unless its binomial test passes at α.")))
     rs = " × ".join(f"[{lo:g}, {hi:g}]" for lo, hi in rng)
     if st.button(f"Find the worst parameter in C = {rs} {t.unit}", key=f"{key}_go"):
         try:

@@ -15,6 +15,7 @@ import math
 import pkgutil
 import sqlite3
 import sys
+import warnings
 from typing import Callable
 
 from semsmooth_core.validation import SemsmoothError
@@ -94,8 +95,22 @@ def _print_human(result: dict, indent: str = "") -> None:
             _print_human(v, indent + "  ")
         elif isinstance(v, list) and len(v) > 12:
             print(f"{indent}{k}: [{len(v)} items; use --json for all]")
+        elif isinstance(v, list) and v and all(isinstance(t, str) for t in v):
+            print(f"{indent}{k}:")
+            for t in v:
+                print(f"{indent}  - {t}")
         else:
             print(f"{indent}{k}: {v}")
+
+
+_show_warning = warnings.showwarning
+
+
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    if category.__name__ == "SemsmoothNotice":
+        print(f"notice: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     mod = args._module
     progress = None if args.quiet else stderr_progress(mod.NAME, getattr(mod, "PROGRESS_UNIT", "it"))
     try:
-        result = mod.run(args, progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice  # changes made to the user's data: one line each
+            result = mod.run(args, progress)
     except SemsmoothError as e:
         print(f"{parser.prog} {mod.NAME}: error: {str(e).strip().splitlines()[0] if str(e).strip() else e}",
               file=sys.stderr)

@@ -137,7 +137,7 @@ def test_smoothed_targets_spend_what_they_report(kind):
     x = _image(4)
     model = Counting(Linear(784, seed=3))
     y = int(model.model(x.unsqueeze(0)).argmax())
-    kw = dict(transform=t, sigma_gamma=[10.0], sigma_eps=0.25, n_predict=30, n_eps=5, alpha=0.01, n_probe=4)
+    kw = dict(transform=t, sigma_gamma=[10.0], sigma_eps=0.25, n_predict=30, n_eps=8, alpha=0.01, n_probe=4)
     if kind == "resolvable":
         target = SmoothedTarget(model, None, "gsmooth", dist="exp", scale=1.0, **kw)
     else:
@@ -315,3 +315,12 @@ def test_gsmooth_and_audio_pages_attack_panel(page, key):
     lo, hi = got["range"][0]
     for a in got["res"].values():
         assert lo <= a["worst_param"][0] <= hi and "smoothed_at_worst" in a
+
+
+def test_predict_that_can_never_decide_is_refused():
+    t = transforms.get("rotation")
+    with pytest.raises(SemsmoothError, match="always abstains"):
+        SmoothedTarget(Linear(784), None, "double", transform=t, sigma_gamma=[10.0], sigma_eps=0.25,
+                       n_predict=50, n_eps=10, alpha=0.001)
+    with pytest.raises(SemsmoothError, match="n_predict >= 11"):
+        SmoothedTarget(Linear(784), None, "noise", sigma_eps=0.25, n_predict=10, alpha=0.001)

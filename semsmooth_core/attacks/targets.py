@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from semsmooth_core import smoothing
@@ -121,6 +122,12 @@ class SmoothedTarget(Target):
                 raise SemsmoothError(f"{kind} smoothing needs a transformation")
             self.cov, _ = smoothing.parse_sigma(sigma_gamma, transform.dim)
             self.spec = smoothing.resolve_transform(transform, interpolation, True)
+        # PREDICT's two-sided test of n votes can reject only if 2·0.5^n <= alpha: fewer samples always abstain
+        for what, n in (("n_predict", self.n_predict), ("n_eps", self.n_eps if kind == "double" else None)):
+            if n is not None and 2 * 0.5 ** n > self.alpha:
+                need = int(np.ceil(np.log2(2 / self.alpha)))
+                raise SemsmoothError(f"PREDICT with {what} = {n} always abstains at alpha {self.alpha:g}; "
+                                     f"use {what} >= {need}")
         self.sur, self.sigma1, self.sigma2 = surrogate, sigma1, sigma2
         self.dist, self.scale = dist, scale
         if kind == "gsmooth" and surrogate is None and (scale is None):

@@ -83,12 +83,24 @@ def add_arguments(p):
                    help="GSmooth, resolvable gaussian_blur: smoothing distribution of the kernel variance")
     g.add_argument("--surrogate", default=None,
                    help="GSmooth: surrogate name or file (default: assets/models/surrogate_<transform>.pt)")
-    g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth)")
+    g.add_argument("--attacker", default=None, choices=["random", "worst-case"],
+                   help="random (default): the parameter is drawn uniformly from C (Fischer's distributional "
+                        "attacker); worst-case: any parameter in C (E bounds the max over C per input)")
+    g.add_argument("--E-scope", dest="E_scope", default=None, choices=["input", "dataset"],
+                   help="input (default): E and q_E estimated for each certified input at certify time, the "
+                        "certificate holds for that input; dataset: one E for all inputs (--estimate-E on the "
+                        "training split, or --E/--q-E-lower), the certificate holds on average over inputs "
+                        "like the training set")
+    g.add_argument("--E-input-samples", dest="E_input_samples", type=int, default=None,
+                   help="per-input E: estimation samples n_E per input (default: the planner's)")
+    g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth); "
+                   "implies --E-scope dataset")
     g.add_argument("--q-E-lower", type=_floats, default=None, help="lower confidence bound on q_E for E")
     g.add_argument("--estimate-E", action="store_true", help="estimate E (q-quantile) on the training split")
     g.add_argument("--q", type=float, default=0.98, help="target q_E lower bound with --estimate-E (default 0.98)")
     g.add_argument("--E-samples", type=int, default=2000, help="error samples with --estimate-E (default 2000)")
-    g.add_argument("--E-worst-case", action="store_true", help="E bounds the worst case over C (malicious attacker)")
+    g.add_argument("--E-worst-case", action="store_true",
+                   help="old name of --attacker worst-case (per-input E only; refused with --estimate-E/--E)")
     g.add_argument("--attacker-range", type=_floats, default=None,
                    help="attacker range C as a half-width (e.g. 30 for [-30,30]); default: the transform's. "
                         "GSmooth: the largest severity ξ_max (default: the surrogate's training range)")
@@ -147,6 +159,7 @@ def config_from_args(args) -> dict:
             "sigma_eps": args.sigma_eps, "E": args.E, "q_E_lower": args.q_E_lower,
             "estimate_E": args.estimate_E, "q": args.q, "E_samples": args.E_samples,
             "E_worst_case": args.E_worst_case, "attacker_range": args.attacker_range,
+            "attacker": args.attacker, "E_scope": args.E_scope, "E_input_samples": args.E_input_samples,
             "n0": args.n0, "n_gamma": args.n_gamma, "n_eps": args.n_eps,
             "alpha_gamma": a_gamma, "alpha_eps": a_eps,
             "alpha_E": args.alpha_E if args.alpha_E is not None else a,
@@ -214,6 +227,7 @@ class OutFile:
         self._text: list[str] = []
         self.extra = dict(extra or {})
         self.error: str | None = None
+        self.error_said: str | None = None
         if self.path is not None:
             from semsmooth_core.validation import SemsmoothError
 
@@ -251,8 +265,10 @@ class OutFile:
         except OSError as e:
             import sys
 
-            self.error = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
-            print(f"warning: {self.error}", file=sys.stderr)
+            said = self.error_said
+            self.error = self.error_said = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
+            if not said:
+                print(f"warning: {self.error}", file=sys.stderr)
 
     def preload(self, rows: list[dict]) -> None:
         """Rows finished before this session (a resumed run): in the file from the first rewrite on."""
@@ -300,6 +316,9 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
     if "E_estimate" not in out and isinstance(cfg, dict) and isinstance(cfg.get("E_estimate"), dict):
         out["E_estimate"] = cfg["E_estimate"]          # estimated once before the run (resolve_E)
     out.update(extra)
+    # what each certificate claims, in words (the row's statement, from its attacker / E_scope /
+    # E / q_E_lower / sound fields); rows of stores written before these fields have none
+    out["statements"] = [f"input {r['index']}: {r['statement']}" for r in rows if r.get("statement")]
     out["rows"] = rows
     return out
 

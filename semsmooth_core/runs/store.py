@@ -34,8 +34,16 @@ STATUSES = ("queued", "running", "done", "cancelled", "failed")
 """Life cycle: queued -> running -> done | cancelled | failed; resume puts a run back to queued."""
 
 ROW_FIELDS = ("index", "label", "prediction", "radius", "radius_unit", "p_lower", "rho", "correct",
-              "base_correct", "n_forward", "seconds", "clipped")
-"""Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it."""
+              "base_correct", "n_forward", "seconds", "clipped", "attacker", "E_scope", "E", "q_E_lower",
+              "sound", "statement")
+"""Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it.
+The last six are the certificate's claim (``smoothing.Certificate``: attacker random | worst-case,
+E_scope input | dataset | None, E, q_E_lower, sound, and its sentence); rows of older stores and of
+imported logs lack them (left out, not guessed)."""
+
+#: columns added after the first schema: (name, SQL type); older stores get them by ALTER TABLE
+_ADDED_COLUMNS = (("clipped", "INTEGER"), ("attacker", "TEXT"), ("E_scope", "TEXT"), ("E", "REAL"),
+                  ("q_E_lower", "REAL"), ("sound", "INTEGER"), ("statement", "TEXT"))
 
 DEFAULT_UNIT = "l2 (pixel scale [0,1])"
 """Unit assumed for imported Cohen logs (Gaussian noise on [0,1] pixels) unless told otherwise."""
@@ -75,6 +83,12 @@ CREATE TABLE IF NOT EXISTS rows (
     seconds       REAL,
     clipped       INTEGER,
     written       REAL NOT NULL,
+    attacker      TEXT,
+    E_scope       TEXT,
+    E             REAL,
+    q_E_lower     REAL,
+    sound         INTEGER,
+    statement     TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, id);
@@ -133,8 +147,9 @@ class Store:
             with self._conn() as c:
                 c.executescript(_SCHEMA)
                 cols = {r[1] for r in c.execute("PRAGMA table_info(rows)")}
-                if "clipped" not in cols:  # a store written before rows kept the clipped flag
-                    c.execute("ALTER TABLE rows ADD COLUMN clipped INTEGER")
+                for name, typ in _ADDED_COLUMNS:   # a store written before rows kept these
+                    if name not in cols:
+                        c.execute(f"ALTER TABLE rows ADD COLUMN {name} {typ}")
         except sqlite3.DatabaseError as e:
             raise self._error(e) from None
         except OSError as e:
@@ -427,7 +442,10 @@ class Store:
                              _opt(r.get("rho"), float), int(bool(r["correct"])),
                              _opt(r.get("base_correct"), lambda v: int(bool(v))),
                              _opt(r.get("n_forward"), int), _opt(r.get("seconds"), float),
-                             _opt(r.get("clipped"), lambda v: int(bool(v))), now))
+                             _opt(r.get("clipped"), lambda v: int(bool(v))), now,
+                             _opt(r.get("attacker"), str), _opt(r.get("E_scope"), str), _opt(r.get("E"), float),
+                             _opt(r.get("q_E_lower"), float), _opt(r.get("sound"), lambda v: int(bool(v))),
+                             _opt(r.get("statement"), str)))
             except KeyError as e:
                 raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
         for attempt in range(3):  # a finished row is worth waiting for: up to 3 x timeout
@@ -442,8 +460,9 @@ class Store:
         with self._tx() as c:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
-                          " rho, correct, base_correct, n_forward, seconds, clipped, written) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
+                          " rho, correct, base_correct, n_forward, seconds, clipped, written, attacker, E_scope,"
+                          " E, q_E_lower, sound, statement) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
             return c.total_changes - before
 
     def add_row(self, run_id: int, row: Mapping) -> bool:
@@ -455,13 +474,14 @@ class Store:
         e.g. ``p_lower`` of an imported log, are left out rather than set to None)."""
         with self._conn() as c:
             cur = c.execute("SELECT idx AS 'index', label, prediction, radius, unit AS radius_unit, p_lower, "
-                            "rho, correct, base_correct, n_forward, seconds, clipped FROM rows WHERE run_id=? "
+                            "rho, correct, base_correct, n_forward, seconds, clipped, attacker, E_scope, E, "
+                            "q_E_lower, sound, statement FROM rows WHERE run_id=? "
                             "ORDER BY idx", (int(run_id),))
             out = []
             for r in cur:
                 d = {k: r[k] for k in r.keys() if r[k] is not None}
                 d["correct"] = bool(d["correct"])
-                for k in ("base_correct", "clipped"):
+                for k in ("base_correct", "clipped", "sound"):
                     if k in d:
                         d[k] = bool(d[k])
                 out.append(d)
