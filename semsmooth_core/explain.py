@@ -166,10 +166,13 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
                                   "split), not measured on this input: the guarantee for this input holds on "
                                   "average over such inputs" if E is not None and qE is not None else
                                   "E is an average over other inputs, not measured on this input")}[scope]
+    why = e.get("sound_reason") or {
+        "parameter": "the radius assumes ideal composition; interpolation and 8-bit rounding of real images "
+                     "are not bounded (double smoothing bounds them)",
+        "gsmooth": "GSmooth's M and the surrogate's error are maximised on a grid of severities, not bounded"}.get(
+        k, "a number in the radius is estimated, not bounded")
     out["sound_words"] = ("a proof: every number in the radius is a proven bound or a confidence bound "
-                          f"inside α = {cert.alpha:.4g}" if sound else
-                          "an estimate, not a proof: a number in the radius (e.g. GSmooth's M, maximised on a "
-                          "grid of severities) is estimated, not bounded")
+                          f"inside α = {cert.alpha:.4g}" if sound else f"an estimate, not a proof: {why}")
     cov, not_cov = [], []
     if cert.abstained:
         not_cov.append("nothing: the smoothed classifier abstains on this input")

@@ -231,17 +231,23 @@ def _cert(**kw) -> Certificate:
 
 
 def test_card_fields_for_every_kind():
-    noise = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=0.2))
+    # the fields as the core sets them (smoothing.certify_noise / certify_transform: worst-case ball)
+    noise = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=0.2,
+                                           attacker="worst-case"))
     top = 0.25 * sst.norm.ppf(0.001 ** (1 / 100))
     assert noise["kind"] == "noise" and noise["ceiling"] == pytest.approx(top)
     assert noise["attacker"] == "worst-case" and noise["E_scope"] is None and noise["sound"]
     assert not noise["at_ceiling"]
-    at_top = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=top))
+    at_top = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=top,
+                                            attacker="worst-case"))
     assert at_top["at_ceiling"] and any("most these n samples" in s for s in at_top["not_covered"])
 
     par = explain.guarantee_fields(_cert(radius_unit="degrees", extra={"smoothing": "transform", "sigma": 10.0,
                                                                         "n": 100, "transform": "rotation"}))
     assert par["kind"] == "parameter" and any("interpolation" in s for s in par["not_covered"])
+    par_real = explain.guarantee_fields(_cert(radius_unit="degrees", sound=False, attacker="worst-case",
+                                              extra={"smoothing": "transform", "sigma": 10.0, "n": 100}))
+    assert not par_real["sound"] and "interpolation" in par_real["sound_words"]
 
     dbl_extra = {"smoothing": "double", "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": 30.0,
                  "n_gamma": 100, "alpha_gamma": 0.001, "E": 0.375, "q_E_lower": 0.95, "clipped": True,
