@@ -19,14 +19,13 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from semsmooth_core import planner, stats
 from semsmooth_core.validation import SemsmoothError
 
-LONG_RUN_SECONDS = 300.0
-"""Runs estimated above this (5 minutes) ask before they start."""
+LONG_RUN_SECONDS = 180.0
+"""Runs estimated above this (3 minutes, as Smoothing basics' ``CONFIRM_ABOVE_S``) ask before they start."""
 
 
 # =========================================================================== certificate fields
@@ -478,38 +477,15 @@ def forward_passes(config: dict) -> int:
 
 
 def seconds_per_forward(model, x, batch_size: int = 256, repeats: int = 2) -> float:
-    """Measured seconds per single-input forward pass of ``model`` on copies of ``x`` (one batch
-    of ``min(batch_size, 256)``, best of ``repeats`` after a warm-up), on the model's device."""
-    import torch
+    """Measured seconds per single-input forward pass on this device (one place for it:
+    :func:`semsmooth_core.timing.measure_seconds_per_forward`)."""
+    from semsmooth_core.timing import measure_seconds_per_forward
 
-    from semsmooth_core.smoothing import model_device
-
-    dev = model_device(model)
-    b = max(1, min(int(batch_size), 256))
-    xb = x.to(dev).unsqueeze(0).expand(b, *x.shape).contiguous()
-    best = math.inf
-    with torch.no_grad():
-        model(xb[:2])
-        for _ in range(max(1, repeats)):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(xb)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-    return best / b
+    return measure_seconds_per_forward(model, x, batch_size, repeats=repeats)
 
 
 def human_duration(seconds: float) -> str:
-    """"0.4 s", "12 s", "3.5 min", "19 h", "2.1 days"."""
-    s = float(seconds)
-    if s < 10:
-        return f"{s:.1f} s"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 172800:
-        return f"{s / 3600:.0f} h"
-    return f"{s / 86400:.1f} days"
+    """The duration as the app shows it everywhere (:func:`semsmooth_core.timing.format_duration`)."""
+    from semsmooth_core.timing import format_duration
+
+    return format_duration(seconds)
