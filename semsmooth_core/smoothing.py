@@ -1071,8 +1071,10 @@ def explain_certificate(cert: Certificate, class_name: str | None = None) -> str
     conf = f"{100 * (1 - cert.alpha):.4g} %"
     caveat = "" if cert.sound else " This is an estimate, not a proof: not every quantity in the radius is a proven bound."
     if cert.abstained:
+        why = f" Why: {e['skipped']}." if e.get("skipped") else ""
         return ("The smoothed classifier abstains: the sampled votes do not show a majority class with "
-                f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf}).")
+                f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf})."
+                + why)
     sm = e.get("smoothing", "noise")
     if e.get("method") in ("gsmooth", "resolvable"):
         what = e.get("transform", "the transformation")
@@ -1111,7 +1113,8 @@ def explain_certificate(cert: Certificate, class_name: str | None = None) -> str
         subject = "this input"
     else:
         scope = (f"E = {E_txt} (l2) and q̲_E = {q_txt} are averages over inputs like the training set, so the "
-                 "guarantee holds on average over inputs like the training set, not necessarily for this input.")
+                 "guarantee holds on average over inputs like the training set; it is not measured on this particular "
+                 "input.")
         subject = "an input like this one (on average over inputs like the training set)"
     return (f"With probability ≥ {conf} (all error sources: outer bound, E estimate"
             f"{', inner tests' if e.get('inner_mode') == 'bonferroni' else ''}), the double-smoothed classifier "
