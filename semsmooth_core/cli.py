@@ -13,6 +13,7 @@ import importlib
 import json
 import math
 import pkgutil
+import sqlite3
 import sys
 from typing import Callable
 
@@ -125,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = mod.run(args, progress)
     except SemsmoothError as e:
-        print(f"{parser.prog} {mod.NAME}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog} {mod.NAME}: error: {str(e).strip().splitlines()[0] if str(e).strip() else e}",
+              file=sys.stderr)
+        return 2
+    except sqlite3.Error as e:  # a store error the store did not word itself
+        print(f"{parser.prog} {mod.NAME}: error: results database: {type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written (full disk, permissions)
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"{parser.prog} {mod.NAME}: error:{where} {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog} {mod.NAME}: interrupted", file=sys.stderr)

@@ -98,6 +98,57 @@ ENTRIES: tuple[Entry, ...] = (
           "True when every number in the radius is a proven bound or a confidence bound inside α; "
           "false when something (e.g. a grid estimate) is only estimated — the result is then an "
           "estimate, not a proof.", "", ""),
+    Entry("xi", "ξ", "severity (GSmooth)",
+          "How strong a blur or pixelation is: the kernel radius, blur length, zoom amount or block size "
+          "of the transformation. GSmooth radii are distances in ξ.",
+          "the transformation's own unit: px (defocus and motion blur, pixelate), degrees (rotational "
+          "blur), factor (zoom blur)", "Hao et al. §3, Eq. 8"),
+    Entry("severity_unit", "severity", "GSmooth radius units",
+          "A GSmooth radius is a change of the severity ξ in the transformation's own unit (shown next to "
+          "every number), not a pixel distance; it is divided by M, so it depends on the surrogate.",
+          "severity unit", "Hao et al. Thm 2"),
+    Entry("sigma_c", "σ_c", "contrast noise (brightness–contrast)",
+          "Spread of the random log-contrast factor the smoothed classifier votes over.",
+          "log-factor", "Fischer §5.1"),
+    Entry("sigma_b", "σ_b", "brightness noise (brightness–contrast)",
+          "Spread of the random brightness offset added to every pixel.", "pixel scale [0, 1]", "Fischer §5.1"),
+    Entry("beta", "β", "smoothing parameter",
+          "The random transformation parameter the smoothing draws (e.g. an angle from N(0, σ_γ²)).",
+          "the transformation's unit", "Fischer §4"),
+    Entry("gamma", "γ", "attacker parameter",
+          "The transformation parameter the attacker applies (e.g. a rotation angle in C).",
+          "the transformation's unit", "Fischer §4"),
+    Entry("eps", "ε", "interpolation error",
+          "ε(β, γ, x) = ψ_β(ψ_γ(x)) − ψ_(β+γ)(x): what interpolation, the image border and rounding to "
+          "k/255 add when two transformations are applied one after the other instead of one.",
+          "pixel scale [0, 1] (waveform [-1, 1] for audio)", "Fischer §5.2"),
+    Entry("psi", "ψ", "transformation",
+          "The semantic transformation (rotation, translation, zoom, blur, brightness, volume, …); "
+          "ψ_γ(x) is x transformed with parameter γ.", "", "Fischer §4"),
+    Entry("P", "P", "preprocessing",
+          "Filters applied to every input before the model sees it (vignette, FFT low-pass with bandwidth "
+          "B, Gaussian filter). They shrink ε; a filter that erases the image shrinks it trivially.",
+          "", "Fischer §6.1, Fig. 5"),
+    Entry("B", "B", "low-pass bandwidth",
+          "The FFT low-pass keeps the frequencies |k_x|, |k_y| ≤ B. B = 0 keeps only the mean brightness "
+          "(the image is erased).", "frequency index (cycles per image)", "Fischer §6.1"),
+    Entry("k_parts", "k-smoothing", "E per part of the input",
+          "Instead of one E for the whole image, the image is split into k parts (channels, halves, "
+          "quadrants) and ε must stay below E in every part; the inner smoothing then certifies each "
+          "part separately.", "parts", "Fischer §6.3"),
+    Entry("q_target", "q", "target coverage",
+          "The coverage you want: the page finds the smallest E whose lower bound q̲_E reaches q.",
+          "probability", "Fischer §6"),
+    Entry("factor", "factor / dB", "volume factor",
+          "A volume change by β dB multiplies the waveform by the factor 10^(β/20): +6 dB ≈ ×2, "
+          "−6 dB ≈ ×½. Audio radii are in dB.", "dB (factor 10^(dB/20))", "Fischer §5.1"),
+    Entry("n_forward", "forward passes", "model evaluations",
+          "How many single inputs the model classifies for a certificate (n0 + n for noise smoothing, "
+          "n0 + n_γ·n_ε for double smoothing); the time grows with it.", "count", ""),
+    Entry("n_cap", "n-ceiling", "largest radius n can give",
+          "Even if all n samples vote for the top class, p̲_A = α^(1/n) < 1, so the radius cannot exceed "
+          "σ·Φ⁻¹(α^(1/n)). A radius at this ceiling means: more samples (larger n) give more.",
+          "the radius unit", "Fischer App. C.2"),
 )
 
 _BY_KEY = {e.key: e for e in ENTRIES}
@@ -119,3 +170,20 @@ def help_text(key: str, extra: str | None = None) -> str:
     if e.ref:
         parts.append(f"({e.ref})")
     return " ".join(parts)
+
+# ---- appended for the classroom Certify/Audio/GSmooth pages (issue 15, part A)
+ENTRIES = ENTRIES + (
+    Entry("severity", "ξ", "severity of a blur or pixelate",
+          "How strong the transformation is, in its own unit. Zoom blur's unit is a zoom factor increase z: "
+          "the image is averaged over zooms from 1× to (1 + z)× (z = 0.02: up to 2 % larger). Defocus and "
+          "motion blur and pixelate use pixels, rotational blur degrees. A GSmooth radius R certifies every "
+          "severity from 0 to R.", "zoom factor increase | px | degrees", "Hao et al. §5"),
+    Entry("volume_db", "dB", "volume change in decibels",
+          "+6 dB doubles the amplitude of the waveform, −6 dB halves it (factor 10^(β/20)); the result is "
+          "stored as 16-bit integers, which is where the rounding error E comes from.", "dB", "Fischer §5.1"),
+    Entry("n_ceiling", "n-ceiling", "largest radius n samples allow",
+          "Even if every one of the n samples votes for the class, the lower bound p̲_A is only α^(1/n), so "
+          "no radius beyond σ·Φ⁻¹(α^(1/n) − ρ) can be certified. A radius at this ceiling says more about n "
+          "than about the model: more samples would raise it.", "the radius's unit", "Fischer App. C.2"),
+)
+_BY_KEY = {e.key: e for e in ENTRIES}

@@ -178,6 +178,36 @@ def _safe_min_n(r, sigma, alpha, rho=0.0):
         return None
 
 
+def min_n_for_share(share: float, alpha: float, rho: float = 0.0, n_max: int = 10**8) -> int | None:
+    """The smallest n at which a vote share ``share`` (k = ⌊share·n⌋ of n samples for the top class)
+    gives ``cp_lower(k, n, alpha) − ρ > 1/2`` (Cohen et al.'s CERTIFY stops abstaining; Lemma 4.3
+    with ρ), by doubling then bisection (⌊share·n⌋ makes the condition jitter by one vote near the
+    boundary, so the n found is the boundary up to that jitter). None when even n_max samples
+    cannot (share − ρ <= 1/2). Used to tell an abstaining
+    user how many samples the same vote share would need."""
+    check_alpha(alpha)
+    share = float(share)
+    if share - rho <= 0.5:
+        return None
+
+    def ok(n: int) -> bool:
+        return stats.cp_lower(int(math.floor(share * n)), n, alpha) - rho > 0.5
+
+    hi = 1
+    while not ok(hi):
+        hi *= 2
+        if hi > n_max:
+            return None
+    lo = hi // 2
+    while hi - lo > 1:  # ok(hi), not ok(lo) (floor makes ok almost monotone: accept the bisection's n)
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
 def inner_E_cap(sigma_eps: float, n_eps: int, alpha_in: float, miss_fraction: float = 0.01,
                 rho_next: float = 0.0) -> float:
     """The largest E the inner test still passes when a fraction ``miss_fraction`` of its n_ε

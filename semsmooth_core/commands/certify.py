@@ -33,7 +33,12 @@ ORDER = 20
 
 
 def _floats(s: str):
+    import argparse
+    import math
+
     v = [float(t) for t in str(s).split(",")]
+    if not all(math.isfinite(x) for x in v):
+        raise argparse.ArgumentTypeError(f"{s!r}: give finite numbers (not nan or inf)")
     return v[0] if len(v) == 1 else v
 
 
@@ -51,6 +56,10 @@ def add_arguments(p):
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
     g.add_argument("--indices", default="0:100", help="START:STOP[:STEP] or a comma list (default 0:100)")
     g.add_argument("--preprocess", default="auto", help="preprocessing spec (default: the model card's)")
+    g.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="resize images (shorter side to N pixels, centre crop N x N): for folders of mixed sizes")
+    g.add_argument("--channels", default=None, choices=["grey", "rgb"],
+                   help="convert images to grey (1 channel) or rgb (3) to match the model")
 
     g = p.add_argument_group("smoothing")
     g.add_argument("--smoothing", default="double", choices=["double", "transform", "noise", "ksmooth", "gsmooth"],
@@ -116,6 +125,12 @@ def add_arguments(p):
     g.add_argument("--batch-size", type=int, default=1000, help="inputs per forward pass (default 1000)")
     g.add_argument("--seed", type=int, default=0, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
 
+    g.add_argument("--attack", action="store_true",
+                   help="attack every certified input with the real transformation inside its certified radius "
+                        "(semsmooth_core.attacks); each row gets attack_broken, attack_param, attack_prediction")
+    g.add_argument("--attack-budget", type=int, default=None,
+                   help="with --attack: forward passes per input (default: 24 probed candidates + 2 PREDICTs)")
+
     g = p.add_argument_group("where results go")
     g.add_argument("--out", default=None,
                    help="write the JSON result (summary + rows) to this file; rewritten after every row")
@@ -150,7 +165,9 @@ def config_from_args(args) -> dict:
             "alpha_E": args.alpha_E if args.alpha_E is not None else a,
             "inner_mode": args.inner_mode, "partitions": args.partitions, "preprocess": args.preprocess,
             "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed,
-            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate}
+            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate,
+            "image_size": args.image_size, "channels": args.channels,
+            **({"attack": True, "attack_budget": args.attack_budget} if getattr(args, "attack", False) else {})}
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
@@ -159,9 +176,16 @@ def select_indices(config: dict, spec: str) -> list[int]:
     A comma list or a bounded ``START:STOP[:STEP]`` is checked by asking the loader for its
     largest index only (a lazy loader such as ``imagefolder`` then decodes one file, not the whole
     split); an open range (``100:``, or all) needs the dataset's size and loads it."""
-    from semsmooth_core.data.datasets import load_dataset, parse_indices
+    from functools import partial
+
+    from semsmooth_core.data import datasets
+    from semsmooth_core.data.datasets import parse_indices
+    from semsmooth_core.runs.pipeline import data_options
     from semsmooth_core.validation import SemsmoothError
 
+    if spec is not None and not str(spec).strip():
+        raise SemsmoothError("--indices is empty: give START:STOP[:STEP] or a comma list (e.g. 0:100)")
+    load_dataset = partial(datasets.load_dataset, **data_options(config))
     sel = parse_indices(spec)
     bounded = isinstance(sel, list) or (isinstance(sel, slice) and sel.stop is not None and sel.stop >= 0
                                         and (sel.start or 0) >= 0 and (sel.step or 1) > 0)
@@ -202,12 +226,23 @@ class OutFile:
         self.rows: list[dict] = []
         self._text: list[str] = []
         self.extra = dict(extra or {})
+        self.error: str | None = None
+        self.error_said: str | None = None
         if self.path is not None:
-            if self.path.is_dir():
-                from semsmooth_core.validation import SemsmoothError
+            from semsmooth_core.validation import SemsmoothError
 
+            if self.path.is_dir():
                 raise SemsmoothError(f"--out {path} is a folder; give a file name")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # before the first input: a file that cannot be written fails now, not after the work
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                probe = self._tmp()
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.close(fd)
+                os.unlink(probe)
+                if self.path.exists() and not os.access(self.path, os.W_OK):
+                    raise PermissionError(13, "Permission denied")
+            except OSError as e:
+                raise SemsmoothError(f"--out {path}: cannot write there ({e.strerror or e})") from None
 
     @staticmethod
     def _dumps(obj) -> str:
@@ -215,10 +250,25 @@ class OutFile:
 
         return json.dumps(_clean(obj), default=_json_default)
 
+    def _tmp(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+
     def _replace(self, text: str) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        """Write the file; a failure (disk full, folder removed) is kept in :attr:`error`, said
+        once on stderr, and never stops the run: the result still goes to stdout (and the store)."""
+        if self.error is not None:
+            return
+        tmp = self._tmp()
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            import sys
+
+            said = self.error_said
+            self.error = self.error_said = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
+            if not said:
+                print(f"warning: {self.error}", file=sys.stderr)
 
     def preload(self, rows: list[dict]) -> None:
         """Rows finished before this session (a resumed run): in the file from the first rewrite on."""
@@ -241,7 +291,10 @@ class OutFile:
         if self.path is not None:
             from semsmooth_core.cli import _clean, _json_default
 
+            self.error = None  # try once more at the end
             self._replace(json.dumps(_clean(result), default=_json_default, indent=1))
+            if self.error is not None:
+                result["out_error"] = self.error
 
 
 def _rows_of_run(store, run_id: int, fresh: list[dict]) -> list[dict]:
@@ -339,6 +392,7 @@ def run(args, progress):
         raise SemsmoothError("--shards only applies with --ray")
     if args.name is not None and args.db is None and args.ray is None:
         raise SemsmoothError("--name names a run in the results store: add --db PATH (or --ray)")
+    OutFile(args.out)  # --out is checked before the data is read or any input certified
     config = config_from_args(args)
     valid = validate_config(config)
     indices = select_indices(valid, args.indices)
@@ -377,7 +431,8 @@ def _resume(args, progress):
     from semsmooth_core.runs import Store
     from semsmooth_core.validation import SemsmoothError
 
-    store = Store(args.db)
+    OutFile(args.out)  # checked before any work
+    store = Store(args.db, create=False)
     run_id = store.find_run(args.resume)
     run = store.get_run(run_id)
     if run["kind"] != "run":

@@ -10,7 +10,12 @@ Config keys (the CLI options; defaults in :data:`DEFAULTS`): ``dataset, split, r
 smoothing (double | transform | noise | ksmooth | gsmooth), transform, interpolation, sigma_gamma,
 sigma_eps, attacker, E_scope, E_input_samples, E, q_E_lower, estimate_E, q, E_samples, E_worst_case, n0, n_gamma, n_eps,
 alpha_gamma, alpha_eps, alpha_E, inner_mode, partitions, attacker_range, preprocess,
-sequential, batch_size, seed, device, sigma2, dist, surrogate``.
+sequential, batch_size, seed, device, sigma2, dist, surrogate, image_size, channels``.
+
+``image_size`` (None | N pixels: shorter side to N, centre crop N x N, for folders of mixed
+sizes) and ``channels`` (None | "grey" | "rgb": convert the data to what the model takes) go to
+the dataset loader (:func:`data_options`); a channel mismatch between model and data is refused
+before any work (``models.checkpoint.check_input_channels``).
 
 Which parameters each smoothing uses:
 
@@ -68,7 +73,13 @@ DEFAULTS: dict = {
     "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
     "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
     "seed": 0, "device": None, "sigma2": None, "dist": "exp", "surrogate": None,
+    "image_size": None, "channels": None,
 }
+
+
+def data_options(c: dict) -> dict:
+    """The dataset-loader options of a config: ``image_size`` and ``channels`` when set."""
+    return {k: c[k] for k in ("image_size", "channels") if c.get(k) is not None}
 
 
 def with_defaults(config: dict) -> dict:
@@ -176,6 +187,21 @@ def validate_config(config: dict) -> dict:
     if t is not None and c["smoothing"] != "gsmooth":
         sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else t.default_sigma
         smoothing.parse_sigma(sg, t.dim)
+    rng = c.get("attacker_range")
+    if rng is not None:
+        flat = rng if isinstance(rng, (list, tuple)) else [rng]
+        flat = [v for r in flat for v in (r if isinstance(r, (list, tuple)) else [r])]
+        for v in flat:
+            try:
+                ok = math.isfinite(float(v))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise SemsmoothError(f"attacker_range must be finite numbers, got {rng!r}")
+    if c.get("image_size") is not None:
+        check_count("image_size", c["image_size"])
+    if c.get("channels") not in (None, "grey", "rgb"):
+        raise SemsmoothError(f"channels must be grey or rgb, got {c['channels']!r}")
     n0 = check_count("n0", c["n0"])
     if c["smoothing"] in ("double", "ksmooth", "noise"):
         sig = c["sigma_eps"]
@@ -319,8 +345,11 @@ def error_data(c: dict) -> tuple[torch.Tensor, str]:
     - ``imagefolder``: ``ROOT/train`` when that folder exists, else the run's own split (said so).
     - any other dataset: ``train`` if it has it, else the run's own split (said so).
     """
-    from semsmooth_core.data.datasets import load_dataset
+    from functools import partial
 
+    from semsmooth_core.data import datasets
+
+    load_dataset = partial(datasets.load_dataset, **data_options(c))
     ds, root, own = c["dataset"], c["root"], c["split"]
     if ds == "imagefolder" and not (root and (Path(root).expanduser() / "train").is_dir()):
         x, _ = load_dataset(ds, split=own, root=root)
@@ -633,8 +662,12 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
         c["E"], c["q_E_lower"] = meta["E_estimate"]["E"], meta["E_estimate"]["q_E_lower"]
         c["estimate_E"] = False
         c = validate_config(c)
-    x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices)
+    x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices,
+                                **data_options(c))
     _check_modality(c, x_all)
+    from semsmooth_core.models.checkpoint import check_input_channels
+
+    check_input_channels(model, card, x_all, f"dataset {c['dataset']!r}")
     rows = []
     stopped = False
     t_run = time.perf_counter()
@@ -647,6 +680,9 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
             base_pred = int(model(pp(xb) if pp is not None else xb).argmax(-1)[0])
         cert = certify_one(c, x, model, pp, input_generator(c["seed"], idx), None, on_stage)
         row = row_from(idx, int(y), cert, base_pred)
+        if c.get("attack"):  # certify --attack: the real transformation inside the certified radius
+            from semsmooth_core.attacks import attack_certified
+            row.update(attack_certified(c, x, int(y), cert, model, pp, input_generator(int(c["seed"]) + 1, idx)))
         last = cert
         rows.append(row)
         on_row(row)
@@ -659,6 +695,9 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
                 "wall_seconds": time.perf_counter() - t_run, **meta})
     if rows:
         out["guarantee"] = guarantee(last)
+    if c.get("attack"):
+        from semsmooth_core.attacks import certified_attack_summary
+        out["attack"] = certified_attack_summary(rows)
     if c["smoothing"] in ("double", "ksmooth"):
         out["rho"] = rows[0]["rho"] if rows else None
         if c["E_scope"] == "input" and rows:

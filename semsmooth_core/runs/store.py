@@ -115,12 +115,35 @@ class Store:
     """The SQLite results store. Cheap to create; every method opens a short connection, so a
     Store can be shared by threads and re-created in every process."""
 
-    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0, create: bool = True):
+        """Open the store at ``path`` (:func:`db_path`). ``create=False`` (read commands:
+        ``report``, ``runs list/show/export``) refuses a missing file instead of creating an empty
+        store. A zero-byte file is always refused (a truncated copy, not a store to overwrite
+        silently). An existing file gets a quick integrity check (``PRAGMA quick_check``, once
+        per process and file). Store errors (a damaged file, a lock held longer than ``timeout``
+        seconds) are one-line :class:`SemsmoothError` messages."""
         self.path = db_path(path)
         self.timeout = float(timeout)
         self._local = threading.local()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise SemsmoothError(f"cannot open results database {self.path}: {e.strerror or e}") from None
+        if st is None and not create:
+            raise SemsmoothError(f"no results database at {self.path} (nothing stored there yet; check --db "
+                                 "or $SEMSMOOTH_DB)")
+        if st is not None and not os.path.isfile(self.path):
+            raise SemsmoothError(f"results database {self.path} is not a file")
+        if st is not None and st.st_size == 0:
+            raise SemsmoothError(f"results database {self.path} is an empty file (0 bytes), not a store; "
+                                 "delete it or point --db elsewhere to start a new one")
+        try:
+            if st is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                self._quick_check(st)
             with self._conn() as c:
                 c.executescript(_SCHEMA)
                 cols = {r[1] for r in c.execute("PRAGMA table_info(rows)")}
@@ -128,27 +151,80 @@ class Store:
                     if name not in cols:
                         c.execute(f"ALTER TABLE rows ADD COLUMN {name} {typ}")
         except sqlite3.DatabaseError as e:
-            raise SemsmoothError(f"cannot open results database {self.path}: {e}") from None
+            raise self._error(e) from None
         except OSError as e:
             raise SemsmoothError(f"cannot create results database {self.path}: {e.strerror or e}") from None
+
+    _checked: set = set()
+
+    def _quick_check(self, st) -> None:
+        key = (str(self.path.resolve()), st.st_dev, st.st_ino)
+        if key in Store._checked:
+            return
+        with self._conn() as c:
+            bad = [r[0] for r in c.execute("PRAGMA quick_check(3)")]
+        if bad != ["ok"]:
+            raise SemsmoothError(f"results database {self.path} is damaged ({'; '.join(map(str, bad))[:160]}); "
+                                 "restore a copy, or save what is readable with: sqlite3 FILE .recover")
+        Store._checked.add(key)
+
+    def holders(self) -> list[str]:
+        """Processes of this user that have the database (or its WAL) open, as ``"pid 123:
+        python -m semsmooth_core runs worker"`` (Linux ``/proc``; empty elsewhere)."""
+        base = str(self.path.resolve())
+        names = {base, base + "-wal", base + "-shm", base + "-journal"}
+        out = []
+        try:
+            pids = [d for d in os.listdir("/proc") if d.isdigit()]
+        except OSError:
+            return out
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in names for fd in fds):
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            me = " (this process)" if int(pid) == os.getpid() else ""
+            out.append(f"pid {pid}{me}: {cmd[:80]}")
+        return out
+
+    def _error(self, e: sqlite3.Error) -> SemsmoothError:
+        """A one-line SemsmoothError for an SQLite error on this store."""
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
+            who = self.holders()
+            held = f"; it is open in {', '.join(who[:3])}" if who else ""
+            return SemsmoothError(f"results database {self.path} stayed locked by another process for more than "
+                                  f"{self.timeout:g} s{held}; try again when that process is done")
+        if isinstance(e, sqlite3.OperationalError) and ("unable to open" in msg or "readonly" in msg):
+            return SemsmoothError(f"cannot write results database {self.path}: {msg}")
+        return SemsmoothError(f"results database {self.path} is damaged or not a results store ({msg}); "
+                              "restore a copy, or save what is readable with: sqlite3 FILE .recover")
 
     # ------------------------------------------------------------------ connections
     @contextmanager
     def _conn(self):
-        """This thread's connection (opened once per thread and process, then reused)."""
+        """This thread's connection (opened once per thread and process, then reused). SQLite
+        errors inside become one-line SemsmoothErrors (:meth:`_error`)."""
         key = (os.getpid(), threading.get_ident())
         c = self._local.__dict__.get(key)
-        if c is None:
-            c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
-                                check_same_thread=True)
-            c.row_factory = sqlite3.Row
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            c.execute("PRAGMA synchronous=FULL")
-            c.execute("PRAGMA foreign_keys=ON")
-            self._local.__dict__.clear()  # a connection inherited through fork is never used
-            self._local.__dict__[key] = c
-        yield c
+        try:
+            if c is None:
+                c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
+                                    check_same_thread=True)
+                c.row_factory = sqlite3.Row
+                c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=FULL")
+                c.execute("PRAGMA foreign_keys=ON")
+                self._local.__dict__.clear()  # a connection inherited through fork is never used
+                self._local.__dict__[key] = c
+            yield c
+        except sqlite3.Error as e:
+            raise self._error(e) from None
 
     def close(self) -> None:
         for c in list(self._local.__dict__.values()):
@@ -166,7 +242,10 @@ class Store:
             try:
                 yield c
             except BaseException:
-                c.execute("ROLLBACK")
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:  # nothing to roll back (the statement that failed ended it)
+                    pass
                 raise
             c.execute("COMMIT")
 
@@ -369,6 +448,15 @@ class Store:
                              _opt(r.get("statement"), str)))
             except KeyError as e:
                 raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
+        for attempt in range(3):  # a finished row is worth waiting for: up to 3 x timeout
+            try:
+                return self._insert_rows(vals)
+            except SemsmoothError as e:
+                if "stayed locked" not in str(e) or attempt == 2:
+                    raise
+        return 0  # pragma: no cover
+
+    def _insert_rows(self, vals: list) -> int:
         with self._tx() as c:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
