@@ -1084,11 +1084,11 @@ def explain_certificate(cert: Certificate, class_name: str | None = None) -> str
     name = class_name if class_name is not None else str(cert.label)
     conf = f"{100 * (1 - cert.alpha):.4g} %"
     caveat = "" if cert.sound else " This is an estimate, not a proof: not every quantity in the radius is a proven bound."
+    if cert.abstained and e.get("skipped"):
+        return f"Nothing is certified (abstain): {e['skipped']}."
     if cert.abstained:
-        why = f" Why: {e['skipped']}." if e.get("skipped") else ""
         return ("The smoothed classifier abstains: the sampled votes do not show a majority class with "
-                f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf})."
-                + why)
+                f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf}).")
     sm = e.get("smoothing", "noise")
     if e.get("method") in ("gsmooth", "resolvable"):
         what = e.get("transform", "the transformation")
