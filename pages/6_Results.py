@@ -159,7 +159,11 @@ if up is not None:
     done_imports = st.session_state.setdefault("results_imported", {})
     if digest not in done_imports:
         try:
-            done_imports[digest] = import_tsv(store, up.getvalue(), name=up.name, radius_unit=unit_in)
+            bar = st.progress(0.0, text="Reading the log")
+            done_imports[digest] = import_tsv(
+                store, up.getvalue(), name=up.name, radius_unit=unit_in,
+                progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text=f"Reading the log: {d / max(t, 1):.0%}"))
+            bar.empty()
             st.success(f"Imported {up.name} as run {done_imports[digest]}.")
         except SemsmoothError as e:
             show_error(e)

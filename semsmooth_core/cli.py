@@ -15,6 +15,7 @@ import math
 import pkgutil
 import sqlite3
 import sys
+import warnings
 from typing import Callable
 
 from semsmooth_core.validation import SemsmoothError
@@ -102,6 +103,16 @@ def _print_human(result: dict, indent: str = "") -> None:
             print(f"{indent}{k}: {v}")
 
 
+_show_warning = warnings.showwarning
+
+
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    if category.__name__ == "SemsmoothNotice":
+        print(f"notice: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m semsmooth_core",
                      description="Certify robustness to semantic perturbations by randomized smoothing.")
@@ -124,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     mod = args._module
     progress = None if args.quiet else stderr_progress(mod.NAME, getattr(mod, "PROGRESS_UNIT", "it"))
     try:
-        result = mod.run(args, progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice  # changes made to the user's data: one line each
+            result = mod.run(args, progress)
     except SemsmoothError as e:
         print(f"{parser.prog} {mod.NAME}: error: {str(e).strip().splitlines()[0] if str(e).strip() else e}",
               file=sys.stderr)

@@ -132,6 +132,10 @@ def run(args, progress):
         done = jobs.worker_loop(store, run_id=args.run_id, runner=args.runner, progress=progress)
         return {"db": str(store.path), "finished": [{"id": i, "status": s} for i, s in done]}
     if a == "import":
+        if progress is not None:  # the bar counts characters read, not inputs
+            from semsmooth_core.cli import stderr_progress
+
+            progress = stderr_progress("runs import", "characters")
         rid = import_tsv(store, Path(args.target), name=args.name, progress=progress,
                          **({"radius_unit": args.unit} if args.unit else {}))
         run = store.get_run(rid)
