@@ -363,6 +363,9 @@ def min_count_for(q: float, n: int, alpha_E: float) -> int | None:
     """The smallest k with cp_lower(k, n, α_E) ≥ q (None when even k = n falls short)."""
     if cp_lower(n, n, alpha_E) < q:
         return None
+    if n <= 5000:                      # one vectorized call
+        ks = np.arange(n + 1)
+        return int(np.argmax(cp_lower(ks, np.full_like(ks, n), alpha_E) >= q))
     lo, hi = 0, n                      # cp_lower is increasing in k
     while lo < hi:
         mid = (lo + hi) // 2
@@ -397,8 +400,8 @@ def E_for_q(norms, q: float, alpha_E: float = 0.001) -> dict:
         return {"q": q, "E": math.inf, "k": None, "n": n, "q_E_lower": float(cp_lower(n, n, alpha_E)),
                 "alpha_E": alpha_E}
     E = 0.0 if k == 0 else float(np.nextafter(worst[k - 1], np.inf))
-    got = q_E(worst, E, alpha_E)
-    return {"q": q, "E": E, "k": k, "k_below": got["k"], "n": n, "q_E": got["q_E"],
+    k_below = int(np.searchsorted(worst, E, side="left"))          # #{‖ε‖ < E}, ties included
+    return {"q": q, "E": E, "k": k, "k_below": k_below, "n": n, "q_E": k_below / n,
             "q_E_lower": float(cp_lower(k, n, alpha_E)), "alpha_E": alpha_E}
 
 
@@ -440,7 +443,7 @@ def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int =
     preprocessing), computed on x's device.
 
     E is never chosen on the samples that bound it: with ``E`` given (pre-planned) only the
-    estimation sample is drawn; else ``n_select`` (default n // 4, at least 100) SELECTION draws
+    estimation sample is drawn; else ``n_select`` (default max(min(100, n), n // 4)) SELECTION draws
     give E = their ``select_quantile`` order statistic (nudged up one ulp), capped at ``E_cap``
     (the largest E the inner test can pass, :func:`semsmooth_core.planner.plan_input_E`), and
     ``n`` FRESH draws give k = #{‖ε‖ < E} (strictly below) and q̲_E = CP_lower(k, n, α_E):
@@ -459,7 +462,7 @@ def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int =
     x1 = _one_input(setup, x)
     t0 = time.perf_counter()
     n_sel = 0 if E is not None else (check_count("n_select", n_select) if n_select is not None
-                                     else max(100, n // 4))
+                                     else max(min(100, n), n // 4))
     _, beta, gamma = draw(setup, n_sel + n, 1, seed)
 
     def worst(b, g, threshold=None):
