@@ -711,7 +711,7 @@ def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cel
             done += len(rows)
             if progress is not None:
                 progress(done, n)
-    d = setup.t.dim
+    from semsmooth_core.worstcase import auto_init_cells
     return WorstCase(setup, bound, smax, idx.numpy(), beta.numpy(),
-                     cells if cells is not None else (8 if d == 1 else 4), time.perf_counter() - t0,
+                     cells if cells is not None else auto_init_cells(setup, data.shape[-2:]), time.perf_counter() - t0,
                      cells_evaluated=used, rel_tol=rel_tol, max_cells=max_cells)

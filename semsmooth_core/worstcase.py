@@ -174,22 +174,21 @@ def _slopes(fu, fv, J):
 def _bilinear_stage1(x, p, J, ell, rho, H, W, infl):
     K = p.shape[0]
     C = x.shape[1]
-    ix = p[..., 0] + (W - 1) / 2.0                          # pixel-index coordinates
-    iy = p[..., 1] + (H - 1) / 2.0
+    # float32 from here: a location off by ~1e-6 px moves a value by <= 1e-6 (slopes <= 1 per px
+    # for images in [0, 1]); LOC_SLACK in ℓ and VAL_SLACK cover it
+    pf = p.to(x.dtype)
+    ix = pf[..., 0] + (W - 1) / 2.0                          # pixel-index coordinates
+    iy = pf[..., 1] + (H - 1) / 2.0
 
     def cands(c):
         a, b = c - ell, c + ell
         f = torch.floor(b)
-        return a, torch.where(f > a, f, a), b, f > a
-    au, mu, bu, cu = cands(ix)
-    av, mv, bv, cv = cands(iy)
-    g = torch.empty(9, K, H, W, 2, dtype=x.dtype, device=x.device)
-    i = 0
-    for u in (au, mu, bu):
-        for v in (av, mv, bv):
-            g[i, ..., 0] = (2 * u + 1) / W - 1
-            g[i, ..., 1] = (2 * v + 1) / H - 1
-            i += 1
+        cross = f > a
+        return torch.stack([a, torch.where(cross, f, a), b]), cross
+    us, cu = cands(ix)
+    vs, cv = cands(iy)
+    gx, gy = (2 * us + 1) / W - 1, (2 * vs + 1) / H - 1                       # [3,K,H,W]
+    g = torch.stack([gx[:, None].expand(3, 3, K, H, W), gy[None].expand(3, 3, K, H, W)], dim=-1)
     vals = F.grid_sample(x.expand(9 * K, C, H, W), g.view(9 * K, H, W, 2), mode="bilinear",
                          padding_mode="zeros", align_corners=False).view(9, K, C, H, W)
     lo, hi = vals.amin(0), vals.amax(0)
@@ -508,6 +507,24 @@ def _split(center, half, d):
     return nc, nh, k
 
 
+def auto_init_cells(setup, hw) -> int:
+    """Starting cells per dimension: the read location moves at most ~0.15 px within a cell at the
+    image corner (rotation, scaling), clamped to 4…64 (1-D) or 4…16 per dimension (2-D); 8 / 4
+    for transforms without a motion bound. Finer starting cells save the refinement rounds that
+    every cell would go through anyway (measured: rotation ±30°, bilinear 136 → 86 cells per β)."""
+    t = setup.t
+    lo_hi = (4, 64) if t.dim == 1 else (4, 16)
+    if not hasattr(t, "motion_bound"):
+        return 8 if t.dim == 1 else 4
+    width = torch.tensor([[c[1] - c[0] for c in setup.C]], dtype=torch.float64)
+    center = torch.tensor([[(c[0] + c[1]) / 2 for c in setup.C]], dtype=torch.float64)
+    if t.name == "scaling":   # the largest motion is at the smallest factor
+        center = torch.tensor([[setup.C[0][0]]], dtype=torch.float64)
+    per_unit = float(t.motion_bound(center, width / 2, *hw).max())
+    n = int(math.ceil(per_unit / 0.15)) if per_unit > 0 else 1
+    return max(lo_hi[0], min(lo_hi[1], n))
+
+
 def max_eps_upper(setup, x: torch.Tensor, beta: torch.Tensor, threshold: float | None = None,
                   rel_tol: float = 0.05, max_cells: int = 4096, device=None, init_cells: int | None = None,
                   chunk: int = 512) -> BoundResult:
@@ -519,8 +536,8 @@ def max_eps_upper(setup, x: torch.Tensor, beta: torch.Tensor, threshold: float |
     exceeds max(threshold, (1 + rel_tol)·best exact value of their β), highest bound first, until
     at most ``max_cells`` cells per β were evaluated. With a ``threshold`` a β stops as soon as its
     bound is < threshold or an exact value ≥ threshold shows that it cannot get there; without, when
-    bound ≤ (1 + rel_tol)·sampled. ``init_cells``: starting cells per dimension (default 8 for 1-D
-    parameters, 4 per dimension else). ``device``: default CUDA when present, else CPU.
+    bound ≤ (1 + rel_tol)·sampled. ``init_cells``: starting cells per dimension (default
+    :func:`auto_init_cells`). ``device``: default CUDA when present, else CPU.
     """
     t0 = time.perf_counter()
     t = setup.t
@@ -550,8 +567,7 @@ def max_eps_upper(setup, x: torch.Tensor, beta: torch.Tensor, threshold: float |
         raise SemsmoothError(f"beta must have shape [B,{d}] for {t.name}, got {tuple(beta.shape)}")
     B = beta.shape[0]
     ev = _Evaluator(setup, x, beta)
-    n0 = init_cells if init_cells is not None else (8 if d == 1 else 4)
-    n0 = check_count("init_cells", n0)
+    n0 = check_count("init_cells", init_cells) if init_cells is not None else auto_init_cells(setup, x.shape[-2:])
     c0, h0 = _initial_cells(setup.C, n0, device)
     K0 = c0.shape[0]
     owner = torch.arange(B, device=device).repeat_interleave(K0)

@@ -40,7 +40,7 @@ def add_arguments(p):
                    help="also bound max over gamma in C per (beta, x) (malicious attacker, interval bound)")
     p.add_argument("--worst-samples", type=int, default=200, help="(beta, x) pairs for --worst-case")
     p.add_argument("--cells", type=int, default=None,
-                   help="starting gamma cells per dimension for --worst-case (default 8 for 1-D, 4 for 2-D)")
+                   help="starting gamma cells per dimension for --worst-case (default: about 0.15 px of motion per cell)")
     p.add_argument("--rel-tol", type=float, default=0.25, dest="rel_tol",
                    help="--worst-case: refine gamma cells until bound <= (1 + REL_TOL) x the largest exact "
                         "error found (or --max-cells); default 0.25")
