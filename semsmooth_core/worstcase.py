@@ -54,6 +54,9 @@ from semsmooth_core.validation import SemsmoothError, check_count
 VAL_SLACK = 5e-5
 #: float32 grid coordinates: the location actually read may differ from the float64 one (pixels)
 LOC_SLACK = 1e-5
+#: bilinear: a lattice line closer than this to the end of a read box is not treated as crossed
+CROSS_TOL = 2e-5
+CROSS_SLACK = 2 * 2 * 2 * CROSS_TOL      # 2 axes x gradient jump <= 2 (values in [0, 1]) x CROSS_TOL, x2 margin
 KEYS_A = -0.75          # grid_sample's bicubic (Keys) parameter
 SPLIT = 2               # children per cell along a 1-D parameter
 
@@ -171,7 +174,7 @@ def _slopes(fu, fv, J):
     return fu[:, None] * J[:, :, None, ..., 0].to(fu.dtype) + fv[:, None] * J[:, :, None, ..., 1].to(fu.dtype)
 
 
-def _bilinear_stage1(x, p, J, ell, rho, H, W, infl):
+def _bilinear_stage1(x, p, J, ell, rho, H, W, infl, half=None, translation=False):
     K = p.shape[0]
     C = x.shape[1]
     # float32 from here: a location off by ~1e-6 px moves a value by <= 1e-6 (slopes <= 1 per px
@@ -180,34 +183,42 @@ def _bilinear_stage1(x, p, J, ell, rho, H, W, infl):
     ix = pf[..., 0] + (W - 1) / 2.0                          # pixel-index coordinates
     iy = pf[..., 1] + (H - 1) / 2.0
 
-    def cands(c):
-        a, b = c - ell, c + ell
-        f = torch.floor(b)
-        cross = f > a
+    def cands(c, e):
+        # a lattice line within CROSS_TOL of the box's end is ignored: the sliver beyond it moves
+        # the value by <= (gradient jump <= 2) x CROSS_TOL per axis, inside CROSS_SLACK
+        a, b = c - e, c + e
+        f = torch.floor(b - CROSS_TOL)
+        cross = f > a + CROSS_TOL
         return torch.stack([a, torch.where(cross, f, a), b]), cross
-    us, cu = cands(ix)
-    vs, cv = cands(iy)
+    if translation:                  # the location moves by exactly (−Δγ_x, −Δγ_y): per-axis box
+        K_ = half.shape[0]
+        eu = (half[:, 0].to(x.dtype) + LOC_SLACK).view(K_, 1, 1).expand_as(ell)
+        ev = (half[:, 1].to(x.dtype) + LOC_SLACK).view(K_, 1, 1).expand_as(ell)
+    else:
+        eu = ev = ell
+    us, cu = cands(ix, eu)
+    vs, cv = cands(iy, ev)
     gx, gy = (2 * us + 1) / W - 1, (2 * vs + 1) / H - 1                       # [3,K,H,W]
     g = torch.stack([gx[:, None].expand(3, 3, K, H, W), gy[None].expand(3, 3, K, H, W)], dim=-1)
     vals = F.grid_sample(x.expand(9 * K, C, H, W), g.view(9 * K, H, W, 2), mode="bilinear",
                          padding_mode="zeros", align_corners=False).view(9, K, C, H, W)
     lo, hi = vals.amin(0), vals.amax(0)
-    big = ell >= 0.5
+    big = (eu >= 0.5) | (ev >= 0.5)
     if bool(big.any()):
         # taps floor(i − ℓ) … floor(i + ℓ) + 1 lie within floor(1.5 + ℓ) of the nearest pixel
         m = int(math.floor(1.5 + float(ell.max()) + 1e-9))
         plo, phi = _pool_read(x, p, m, H, W)
         bb = big[:, None]
         lo, hi = torch.where(bb, plo, lo), torch.where(bb, phi, hi)
-    lo, hi = lo - VAL_SLACK, hi + VAL_SLACK
+    lo, hi = lo - VAL_SLACK - CROSS_SLACK, hi + VAL_SLACK + CROSS_SLACK
     # linear model: on one lattice square f = fc + f_u Δu + f_v Δv + f_uv Δu Δv exactly, with
     # Δ = J t + dev (|dev| ≤ ρ) and |f_uv| ≤ 2 (max − min of the 2x2 taps) ≤ 4 D
     fc, fu, fv = _value_and_grad(x, p, H, W, "bilinear")
     slope = _slopes(fu, fv, J)
     mn, mx = _pool_read(x, p, 1, H, W)                    # the 2x2 taps of p_c's square (and more)
-    e2 = (ell * ell)[:, None]
+    e2 = (eu * ev)[:, None]                                # |Δu Δv| <= ℓ_u ℓ_v
     R = torch.sqrt(fu * fu + fv * fv) * rho[:, None] + 2 * (mx - mn) * e2 \
-        + slope.abs().sum(1) * infl + VAL_SLACK
+        + slope.abs().sum(1) * infl + VAL_SLACK + CROSS_SLACK
     cross = (cu | cv | big)[:, None]                       # the box meets a lattice line: range only
     slope = torch.where(cross[:, None], torch.zeros_like(slope), slope)
     rlo = torch.where(cross, lo - fc, -R)
@@ -250,7 +261,7 @@ def param_range(t, x, center, half, interpolation) -> Stage1:
     infl = infl.to(x.dtype)
     ell, rho = ell.to(x.dtype), rho.to(x.dtype)
     if interpolation == "bilinear":
-        return _bilinear_stage1(x, p, J, ell, rho, H, W, infl)
+        return _bilinear_stage1(x, p, J, ell, rho, H, W, infl, half, t.name == "translation")
     if interpolation == "bicubic":
         return _bicubic_stage1(x, p, J, ell, rho, half, H, W, infl)
     raise SemsmoothError(f"param_range: no rule for {interpolation}")
