@@ -164,30 +164,41 @@ def _pct(v) -> str:
 
 
 def markdown(data: dict) -> str:
-    lines = ["| setting | model | inputs | clean (base) | empirical robust (base) | smoothed: clean / empirical robust "
-             "| certified at C | certified inputs broken inside their radius | s / input (attack, base) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| setting | C | model | inputs | clean (base) | empirical robust (base) | smoothed: clean / empirical "
+             "robust | certified at C | certified inputs broken inside their radius | s / input (attack, base) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for e in data["entries"]:
         b, s, c, k = e["base"], e["smoothed"], e["certified"], e["soundness"]
-        lines.append(f"| {e['name']} | `{e['model']}` | {e['n']} | {_pct(b['clean_accuracy'])} | "
+        lo = 0 if e["transform"] in GSMOOTH else -e["C"]
+        lines.append(f"| {e['name']} | [{lo:g}, {e['C']:g}] {e['unit']} | `{e['model']}` | {e['n']} | {_pct(b['clean_accuracy'])} | "
                      f"{_pct(b['empirical_robust_accuracy'])} | {_pct(s['clean_accuracy'])} / "
                      f"{_pct(s['empirical_robust_accuracy'])} ({s['target']['kind']}) | {_pct(c['accuracy_at_C'])} "
                      f"({c['smoothing']}) | {k['broken']} / {k['certified']} | {b['seconds_per_input']:.2f} |")
     lines.append("")
-    lines += [f"- `{e['name']}`: `{e['command']}`" + (f" — {e['note']}" if e.get("note") else "")
-              for e in data["entries"]]
+    seen: dict[str, list[str]] = {}
+    for e in data["entries"]:
+        seen.setdefault(e["command"] + (f" — {e['note']}" if e.get("note") else ""), []).append(e["name"])
+    lines += [f"- {', '.join(names)}: `{cmd.split(' — ')[0]}`" + (f" — {cmd.split(' — ', 1)[1]}" if " — " in cmd else "")
+              for cmd, names in seen.items()]
     return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--section", required=True, choices=["rotation", "rotation_double", "translation", "gsmooth",
+    ap.add_argument("--section", default=None, choices=["rotation", "rotation_double", "translation", "gsmooth",
                                                          "audio"])
     ap.add_argument("--n", type=int, default=10, help="held-out inputs, evenly spaced")
     ap.add_argument("--out", default=str(OUT))
+    ap.add_argument("--markdown-only", action="store_true", help="rewrite the .md from the JSON, run nothing")
     a = ap.parse_args()
     out = Path(a.out)
     data = json.loads(out.read_text()) if out.exists() else {"entries": []}
+    if a.markdown_only:
+        out.with_suffix(".md").write_text(markdown(data))
+        print(markdown(data))
+        return
+    if a.section is None:
+        ap.error("--section is required (or --markdown-only)")
     cmd = f"OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section {a.section} --n {a.n}"
     new = section(a.section, a.n)
     for e in new:

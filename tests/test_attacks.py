@@ -76,7 +76,7 @@ def test_every_registered_transformation_is_attacked_within_its_budget(name):
     assert lo - 1e-9 <= a["worst_param"][0] <= hi + 1e-9 and len(a["worst_param"]) == t.dim
     # the reported margin is the model's margin at the reported (rounded) attacked input
     xa = t(x.unsqueeze(0), torch.tensor([a["worst_param"]]))
-    z = model.model(xa)[0]
+    z = model.model(xa)[0].detach()
     other = torch.cat([z[:y], z[y + 1:]]).max()
     assert a["margin"] == pytest.approx(float(z[y] - other), abs=1e-4)
     assert a["broken"] == (a["worst_prediction"] != y)
@@ -300,6 +300,14 @@ def test_results_page_shows_attack_curves_or_says_how_to_make_them(tmp_path, mon
     monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
     at = _page("6_Results.py")
     assert any(s.value == "Empirical robustness beside certificates" for s in at.subheader)
+    from pages._attack_panel import RESULTS
+
+    if RESULTS.exists():            # the benchmark's curves: one setting picked, one chart of three curves
+        pick = at.selectbox(key="res_attack_pick")
+        pick.set_value(len(pick.options) - 1).run()
+        assert not at.exception
+        fig = [c for c in at.get("plotly_chart") if "empirical robust accuracy, base" in str(c.proto)]
+        assert fig and "certified accuracy" in str(fig[0].proto)
 
 
 @pytest.mark.parametrize("page,key", [("8_GSmooth.py", "gs_attack"), ("7_Audio_volume.py", "av_attack")])
