@@ -337,7 +337,18 @@ def _cert_region(c: dict, t, cert, x, preprocess) -> Region:
                 xs = preprocess(xs) if preprocess is not None else xs
                 return ((xs - xin.unsqueeze(0)).flatten(1).norm(dim=1) < r).cpu()
 
-        return Region.box(rng, feasible=feasible)
+        # focus the search: along each axis, the largest |γ_i| of a fine scan that is feasible (no model
+        # calls; feasibility is still checked for every candidate), widened by half, within C
+        box = []
+        for i, (lo, hi) in enumerate(rng):
+            scan = torch.linspace(lo, hi, 129, dtype=torch.float64)
+            p = torch.zeros(scan.numel(), t.dim, dtype=torch.float64)
+            p[:, i] = scan
+            ok = feasible(p)
+            reach = float(scan[ok].abs().max()) if bool(ok.any()) else 0.0
+            step = (hi - lo) / 128
+            box.append((max(lo, -1.5 * reach - step), min(hi, 1.5 * reach + step)))
+        return Region.box(box, feasible=feasible)
     sg = c["sigma_gamma"] if c.get("sigma_gamma") is not None else list(t.default_sigma)
     cov, iso = smoothing.parse_sigma(sg, t.dim)
     return Region.box(rng, radius=float(cert.radius), cov=None if iso else cov)
