@@ -50,8 +50,9 @@ def build_pages() -> list:
     return pages
 
 
+# pages (url paths) that pick their own model and data: the sidebar leaves its pickers out (a
+# bare string here would be drawn on every page by Streamlit's "magic")
 OWN_PICKERS = {"audio_volume", "glossary"}
-"""Pages (url paths) that pick their own model and data: the sidebar leaves its pickers out."""
 
 
 def run_guarded(fn, where: str) -> None:

@@ -167,10 +167,12 @@ with right:
     m1, m2, m3, m4 = st.columns(4)
     m1.metric("‖ε‖₂ without P", f"{n2r:.4f}", help=hint("eps", "l2 norm over the whole input."))
     m2.metric("‖ε‖∞ without P", f"{nir:.4f}", help=hint("eps", f"Largest single pixel error = {nir * 255:.1f}/255."))
-    dcol = "off" if erased else "inverse"  # a filter that erases the image earns no green arrow
-    m3.metric("‖ε‖₂ with P", f"{n2p:.4f}", delta=f"{n2p - n2r:+.4f}", delta_color=dcol,
+    def dcol(d):  # a filter that erases the image earns no green arrow, and no change no red one
+        return "off" if erased or abs(d) < 5e-5 else "inverse"
+
+    m3.metric("‖ε‖₂ with P", f"{n2p:.4f}", delta=f"{n2p - n2r:+.4f}", delta_color=dcol(n2p - n2r),
               help=hint("eps", f"After preprocessing P = {pre}; the arrow compares with the value without P."))
-    m4.metric("‖ε‖∞ with P", f"{nip:.4f}", delta=f"{nip - nir:+.4f}", delta_color=dcol,
+    m4.metric("‖ε‖∞ with P", f"{nip:.4f}", delta=f"{nip - nir:+.4f}", delta_color=dcol(nip - nir),
               help=hint("eps", f"After preprocessing P = {pre}."))
 
     def _map(e):

@@ -17,7 +17,7 @@ from pages import _guarantee as gu
 from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, checked_data_root,
                            current_model, data_options, ensure_worker, image_classifiers, model_ref, sample_picker,
                            seed, show_error, take_run_request)
-from semsmooth_core import explain, planner, presets, smoothing, stats, transforms
+from semsmooth_core import explain, presets, smoothing, transforms
 from semsmooth_core.glossary import help_text
 from semsmooth_core.runs import jobs, pipeline
 from pages._attack_panel import attack_panel
@@ -228,32 +228,8 @@ found = explain.diagnose_settings(config, model_sigma) if kind != "transform" el
 gu.failures(found, FIX_WIDGET, "cf_pre")
 try:
     c = pipeline.validate_config({**config, "model": "preview"})
-    p1, p2, p3, p4 = st.columns(4)
-    if kind == "double":
-        pre = planner.summary_before_run(float(sigma_gamma), sigma_eps, E, q_E, int(n_gamma), int(n_eps), a_g,
-                                         a_e, a_E, attacker_max=crange * (t.dim ** 0.5), n0=int(n0))
-        p1.metric(f"Max certifiable radius ({t.unit})", f"{pre['max_radius']:.3g}", help=help_text("n"))
-        p2.metric("ρ", f"{pre['rho']:.4f}", help=help_text("rho"))
-        p3.metric("Share of noisy votes needed Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}",
-                  help=f"smallest n_ε that can certify E: {pre['inner_min_n'] or '—'}")
-        p4.metric("Forward passes (max)", f"{pre['forward_passes_max']:,}")
-        best = planner.plan_double(int(n_gamma) * int(n_eps), float(sigma_gamma), sigma_eps, [(E, q_E)],
-                                   alpha_total=a_g + a_e, alpha_E=a_E, attacker_max=crange * (t.dim ** 0.5))[0]
-        s1, s2 = st.columns([4, 1])
-        s1.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
-                   f"α_γ = {best.alpha_gamma:.2g}, α_ε = {best.alpha_eps:.2g} (expected radius "
-                   f"{best.expected_radius:.3g} {t.unit} under a 99 %-accurate base model)"
-                   + (" — still a dead end." if best.dead_end else "."))
-        s2.button("Use the suggestion", key="cf_plan", disabled=bool(best.dead_end), on_click=_set,
-                  kwargs={"cf_ng": best.n_gamma, "cf_ne": best.n_eps, "cf_ag": round(best.alpha_gamma, 6),
-                          "cf_ae": round(best.alpha_eps, 6)})
-    else:
-        sig, n_est = (sigma_eps, int(n_eps)) if kind == "noise" else (float(sigma_gamma), int(n_gamma))
-        unit = "l2 (pixel scale [0,1])" if kind == "noise" else t.unit
-        p1.metric(f"Max certifiable radius ({unit})", f"{stats.max_radius(sig, n_est, a_g):.3g}",
-                  help=help_text("n", "All n estimation samples vote for the top class."))
-        p2.metric("Forward passes", f"{int(n0) + n_est:,}")
-        p3.metric("Failure probability α", f"{a_g:g}", help=help_text("alpha"))
+    gu.planner_preview(config, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne", "alpha_gamma": "cf_ag",
+                                               "alpha_eps": "cf_ae"}, "cf_plan")
     ok = True
 except SemsmoothError as e:
     if not any(f.kind == "dead_end" for f in found):  # already said in words above
@@ -267,7 +243,8 @@ if model is not None:
     if st.session_state.get("cf_spf", (None,))[0] != sk:
         st.session_state["cf_spf"] = (sk, explain.seconds_per_forward(model, x, int(bs)))
     spf = st.session_state["cf_spf"][1]
-go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok")
+go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok",
+                      "; transforming the sampled β adds to it" if kind == "double" else "")
 run = st.button("Certify", type="primary", disabled=not ok or model is None or bool(stale) or not go_ok, key="cf_run")
 if run:
     stop_slot = st.empty()

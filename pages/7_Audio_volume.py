@@ -10,7 +10,7 @@ import streamlit as st
 import torch
 
 from pages import _guarantee as gu
-from pages._shared import cached_model, hint, progress_callback, show_error
+from pages._shared import cached_model, end_work, hint, progress_callback, show_error, start_work, stopped_notice
 from pages._attack_panel import attack_panel
 from semsmooth_core import audio, errors, explain, transforms
 from semsmooth_core.data.speech import WORDS, embedded_speech
@@ -184,7 +184,9 @@ pre = explain.diagnose_settings({"smoothing": "double", "E": E_val, "q_E_lower":
                                  "n_eps": n_eps, "alpha_eps": alpha, "alpha_E": 0.001, "n_gamma": n_gamma,
                                  "alpha_gamma": alpha}, card.get("sigma_eps"))
 gu.failures(pre, {"n_gamma": "av_ngamma", "n_eps": "av_neps", "sigma_eps": "av_sigma_eps"}, "av_pre")
+stopped_notice("av_certify")
 if st.button("Certify", key="av_certify", type="primary", disabled=any(f.kind in gu.BLOCKING for f in pre)):
+    stop = start_work("av_certify", "the certification")
     bar = st.progress(0.0, text="Sampling")
     try:
         g = torch.Generator().manual_seed(int(st.session_state.get("seed", 0)))
@@ -196,6 +198,7 @@ if st.button("Certify", key="av_certify", type="primary", disabled=any(f.kind in
     else:
         bar.progress(1.0, text="done")
         st.session_state["av_cert"] = (cert, made_with)
+    end_work("av_certify", stop)
 if st.session_state.get("av_cert"):
     cert, made = st.session_state["av_cert"]
     if made != made_with:
@@ -250,7 +253,7 @@ def quick_table(model_name: str, n_clips: int, sigma_g: float, sigma_eps: float,
     return summary.table_row(rows, cfg) | {"radius unit": UNIT}
 
 
-if st.button("Compute quick table", key="av_table"):
+if st.button("Compute quick table", key="av_table", type="primary"):
     with st.spinner("Certifying…"):
         try:
             row = quick_table(model_name, n_clips, float(sigma_g), float(sigma_eps), E_val, qE_low, float(c_half),

@@ -8,8 +8,8 @@ import torch
 
 from pages import _guarantee as gu
 from pages._attack_panel import attack_panel
-from pages._shared import (cached_dataset, cached_model, generator, progress_callback, sample_picker, show_error,
-                           hint, tensor_to_image)
+from pages._shared import (cached_dataset, cached_model, end_work, generator, progress_callback, sample_picker,
+                           show_error, hint, start_work, stopped_notice, tensor_to_image)
 from semsmooth_core.gsmooth.certify import NON_RESOLVABLE, certify_gsmooth, estimate_M, gsmooth_batch_maker
 from semsmooth_core.gsmooth.experiments import sigma_grid
 from semsmooth_core.gsmooth.surrogate import load_surrogate
@@ -30,8 +30,11 @@ st.markdown(
     "transformation, and smooths with noise θ ~ N(0, σ₁²) on the parameter **and** augmented noise "
     "θ' ~ N(0, σ₂² I) in the semantic layer (Eq. 9–12). The certified radius is "
     "**R = Φ⁻¹(p̲_A) / M** with **M = max_ξ ‖Σ^{-1/2} ∂F₂(τ(ξ,x))/∂ξ‖**, Σ = σ₁²A₁A₁ᵀ + σ₂²I "
-    "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to the "
-    "radius for the real transformation, **R_r = R(1 − Aε)** (Thm 3).")
+    "(Cor. 1 / Eq. 18 as derived in docs/theory.md); the surrogate's error ε shrinks it to "
+    "**R_r = R(1 − Aε)** (Thm 3) — an estimate (`radius_surrogate`), since M and ε are taken on grids. "
+    "The certificate's radius is the sound **radius_real**: the largest ξ for which the real, k/255-rounded "
+    "image ψ_ξ(x) provably stays within latent distance ‖Σ^{-1/2}[ψ_ξ(x) − x; 0]‖ < Φ⁻¹(p̲_A) for every "
+    "severity up to it (exact values on a grid plus a proven bound between grid points).")
 
 
 def _apply_preset(p):
@@ -136,7 +139,9 @@ n0_in = a.number_input("n0 (selection)", value=50, step=10, key="gs_n0", help=hi
 n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n", help=hint("n"))
 alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha", help=hint("alpha"))
 st.caption(f"Base classifier: {base_name} (trained on GSmooth samples of {t.label}).")
-if st.button("Certify", key="gs_certify"):
+stopped_notice("gs_certify")
+if st.button("Certify", key="gs_certify", type="primary"):
+    stop = start_work("gs_certify", "the certification")
     try:
         n0, n = check_n0_n(n0_in, n_in)
         alpha = check_alpha(alpha_in)
@@ -147,6 +152,7 @@ if st.button("Certify", key="gs_certify"):
         st.session_state["gs_cert"] = (caption, name, cert)
     except SemsmoothError as e:
         show_error(e)
+    end_work("gs_certify", stop)
 if "gs_cert" in st.session_state:
     cap, cname, cert = st.session_state["gs_cert"]
     e = cert.extra
@@ -201,7 +207,9 @@ grid_r = g3.number_input(f"radius ({unit})", value=0.0, format="%.3f", key="gs_g
                          help=hint("severity_unit", "Here: the radius at which certified accuracy is read off."))
 
 
-if st.button("Compute grid", key="gs_grid_go"):
+stopped_notice("gs_grid")
+if st.button("Compute grid", key="gs_grid_go", type="primary"):
+    stop = start_work("gs_grid", "the grid")
     s1s = tuple(round(sigma1 * f, 4) for f in (0.5, 1.0, 2.0))
     s2s = (0.25, 0.5, 0.75)
     key = (name, int(grid_k), int(grid_n), float(grid_r), s1s, s2s, int(st.session_state.get("seed", 0)))
@@ -217,6 +225,7 @@ if st.button("Compute grid", key="gs_grid_go"):
         st.session_state["gs_grid"] = (name, key[3], cache[key])
     except SemsmoothError as e:
         show_error(e)
+    end_work("gs_grid", stop)
 if "gs_grid" in st.session_state:
     gname, gr, cells = st.session_state["gs_grid"]
     s1s = sorted({c["sigma1"] for c in cells})
@@ -244,7 +253,9 @@ bc_sc = r1.number_input("σ_c (log-factor)", value=0.5, format="%.3f", key="gs_b
 bc_sb = r2.number_input("σ_b (pixel scale)", value=0.3, format="%.3f", key="gs_bc_sb", help=hint("sigma_b"))
 bc_n = r3.number_input("n (estimation)", value=500, step=100, key="gs_bc_n", help=hint("n"))
 bc_model = r4.text_input("model", value="mnist_cnn_noise025", key="gs_bc_model")
-if st.button("Certify brightness + contrast", key="gs_bc_go"):
+stopped_notice("gs_bc")
+if st.button("Certify brightness + contrast", key="gs_bc_go", type="primary"):
+    stop = start_work("gs_bc", "the certification")
     try:
         sig = [check_sigma(bc_sc, "σ_c"), check_sigma(bc_sb, "σ_b")]
         n0, n = check_n0_n(max(1, int(bc_n) // 10), bc_n)
@@ -255,6 +266,7 @@ if st.button("Certify brightness + contrast", key="gs_bc_go"):
         st.session_state["gs_bc"] = (caption, sig, cert, box_halfwidth(cert.radius, sig))
     except SemsmoothError as e:
         show_error(e)
+    end_work("gs_bc", stop)
 if "gs_bc" in st.session_state:
     cap, sig, cert, box_a = st.session_state["gs_bc"]
     b1, b2, b3, b4 = st.columns(4)

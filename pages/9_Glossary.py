@@ -23,16 +23,9 @@ shown = [e for e in ENTRIES if not q or q in " ".join((e.key, e.symbol, e.name, 
 if not shown:
     st.info(f"No entry matches “{query}”.")
 for e in shown:
-    with st.container(border=True):
-        st.markdown(f"#### {e.symbol} — {e.name}")
-        st.markdown(e.plain)
-        tail = []
-        if e.unit:
-            tail.append(f"**Unit:** {e.unit}")
-        if e.ref:
-            tail.append(f"**Reference:** {e.ref}")
-        if tail:
-            st.caption(" · ".join(tail))
+    tail = " ".join(x for x in (f"Unit: {e.unit.rstrip('.')}." if e.unit else "",
+                                f"Reference: {e.ref.rstrip('.')}." if e.ref else "") if x)
+    st.markdown(f"**{e.symbol}** — **{e.name}**. {e.plain}" + (f"  \n:gray[*{tail}*]" if tail else ""))
 
 st.subheader("Radius units by transformation")
 st.markdown(

@@ -38,7 +38,8 @@ def guarantee_card(cert, class_name: str | None = None, container=None) -> dict:
         m[0].metric("Class", g["class"])
         m[1].metric(f"Radius ({g['unit']})", _fmt(g["radius"]), help=help_text("radius"))
         top = "clipped to C" if g["clipped"] else ("at the n-ceiling" if g["at_ceiling"] else "below the n-ceiling")
-        m[2].metric(f"n-ceiling ({g['unit']})", _fmt(g["ceiling"]), delta=top, delta_color="off",
+        m[2].metric(f"n-ceiling ({g['unit']})", _fmt(g["ceiling"]), delta=top if g["ceiling"] is not None else None,
+                    delta_color="off",
                     help=help_text("n", "The largest radius these n samples could ever certify."))
         m[3].metric("p̲_A", f"{g['p_lower']:.4f}", help=help_text("p_lower"))
         m[4].metric("ρ", f"{g['rho']:.4f}", help=help_text("rho"))
@@ -76,7 +77,10 @@ def attacker_picture(cert, key: str, title: str | None = None) -> dict:
             col = [OK if v == "certified" else BAD for v in p["verdicts"]]
             fig.add_trace(go.Scatter(x=bs, y=[-1] * len(bs), mode="markers", marker=dict(color=col, size=7),
                                      name="sampled β (green: inner test passed)"))
-        fig.update_yaxes(tickvals=[-1, 0, 1], ticktext=["sampled β", "certified", "attacker C"], range=[-1.6, 1.6])
+        if p["betas"]:
+            fig.update_yaxes(tickvals=[-1, 0, 1], ticktext=["sampled β", "certified", "attacker C"], range=[-1.6, 1.6])
+        else:
+            fig.update_yaxes(tickvals=[0, 1], ticktext=["certified", "attacker C"], range=[-0.6, 1.6])
         fig.update_xaxes(title=u)
         fig.update_layout(height=240)
     else:
@@ -155,7 +159,7 @@ def preset_buttons(page: str, on_apply, key: str) -> None:
 
 
 # --------------------------------------------------------------------------- time guard
-def time_guard(passes: int, seconds_per_pass: float | None, key: str) -> bool:
+def time_guard(passes: int, seconds_per_pass: float | None, key: str, note: str = "") -> bool:
     """Show the forward passes and the estimated time on this device; above
     ``explain.LONG_RUN_SECONDS`` ask for a tick before the run. Returns True when the run may start."""
     if seconds_per_pass is None:
@@ -163,7 +167,7 @@ def time_guard(passes: int, seconds_per_pass: float | None, key: str) -> bool:
         return True
     secs = passes * seconds_per_pass
     st.caption(f"This run: up to {passes:,} forward passes, about {explain.human_duration(secs)} on this device "
-               f"({seconds_per_pass * 1e3:.3g} ms per forward pass, measured here with this model).")
+               f"({seconds_per_pass * 1e3:.3g} ms per forward pass, measured here with this model{note}).")
     if secs <= explain.LONG_RUN_SECONDS:
         return True
     return st.checkbox(f"Yes, start a run of about {explain.human_duration(secs)} (there is a Stop button)", key=key,
@@ -220,3 +224,44 @@ def vote_bars(counts, title: str = "Votes by class (estimation samples)") -> Non
     fig = go.Figure(go.Bar(x=[str(i) for i in range(len(counts))], y=counts))
     fig.update_layout(title=title, height=280, margin=dict(t=40, b=10), xaxis_title="class", yaxis_title="votes")
     st.plotly_chart(fig, width="stretch")
+
+
+# --------------------------------------------------------------------------- planner preview (Certify)
+def planner_preview(config: dict, unit: str, dim: int, widget_of: dict, key: str) -> None:
+    """What these settings can give at best, before a run: the n-ceiling, ρ, the share of noisy votes the
+    inner test needs, forward passes; for double smoothing the planner's suggestion for the same budget
+    with a button that applies it (``widget_of``: pipeline key -> widget key)."""
+    from semsmooth_core import planner, stats
+
+    c, kind = config, config["smoothing"]
+    p1, p2, p3, p4 = st.columns(4)
+    if kind == "double":
+        cmax = abs(c["attacker_range"][0][1]) * dim ** 0.5
+        sg = c["sigma_gamma"] if dim == 1 else c["sigma_gamma"][0]
+        pre = planner.summary_before_run(float(sg), c["sigma_eps"], c["E"], c["q_E_lower"], c["n_gamma"], c["n_eps"],
+                                         c["alpha_gamma"], c["alpha_eps"], c["alpha_E"], attacker_max=cmax, n0=c["n0"])
+        p1.metric(f"Max certifiable radius ({unit})", f"{pre['max_radius']:.3g}", help=help_text("n_ceiling"))
+        p2.metric("ρ", f"{pre['rho']:.4f}", help=help_text("rho"))
+        p3.metric("Share of noisy votes needed Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}",
+                  help=f"smallest n_ε that can certify E: {pre['inner_min_n'] or '—'}")
+        p4.metric("Forward passes (max)", f"{pre['forward_passes_max']:,}")
+        best = planner.plan_double(c["n_gamma"] * c["n_eps"], float(sg), c["sigma_eps"], [(c["E"], c["q_E_lower"])],
+                                   alpha_total=c["alpha_gamma"] + c["alpha_eps"], alpha_E=c["alpha_E"],
+                                   attacker_max=cmax)[0]
+        s1, s2 = st.columns([4, 1])
+        s1.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
+                   f"α_γ = {best.alpha_gamma:.2g}, α_ε = {best.alpha_eps:.2g} (expected radius "
+                   f"{best.expected_radius:.3g} {unit} under a 99 %-accurate base model)"
+                   + (" — still a dead end." if best.dead_end else "."))
+        s2.button("Use the suggestion", key=key, disabled=bool(best.dead_end), on_click=_apply,
+                  args=({widget_of["n_gamma"]: best.n_gamma, widget_of["n_eps"]: best.n_eps,
+                         widget_of["alpha_gamma"]: round(best.alpha_gamma, 6),
+                         widget_of["alpha_eps"]: round(best.alpha_eps, 6)},))
+    else:
+        sig, n_est = (c["sigma_eps"], c["n_eps"]) if kind == "noise" else \
+            ((c["sigma_gamma"] if dim == 1 else c["sigma_gamma"][0]), c["n_gamma"])
+        u = "l2 (pixel scale [0,1])" if kind == "noise" else unit
+        p1.metric(f"Max certifiable radius ({u})", f"{stats.max_radius(float(sig), int(n_est), c['alpha_gamma']):.3g}",
+                  help=help_text("n_ceiling"))
+        p2.metric("Forward passes", f"{c['n0'] + n_est:,}")
+        p3.metric("Failure probability α", f"{c['alpha_gamma']:g}", help=help_text("alpha"))

@@ -227,7 +227,7 @@ def sidebar(pickers: bool = True) -> None:
         st.session_state[k] = v
     sb = st.sidebar
     if Path(GLOSSARY_PAGE).exists():
-        sb.page_link(GLOSSARY_PAGE, label="Glossary: every symbol in plain words", icon=":material/menu_book:")
+        sb.page_link(GLOSSARY_PAGE, label="Glossary of symbols", icon=":material/menu_book:")
     sb.caption(f"Compute device: **{st.session_state['device']}**")
     if not pickers:
         sb.caption("This page picks its own model and data (below on the page).")
@@ -251,7 +251,7 @@ def sidebar(pickers: bool = True) -> None:
         try:
             checked_data_root()
         except SemsmoothError as e:
-            sb.error(str(e), icon="⚠️")
+            sb.error(str(e), icon=":material/error:")
         with sb.expander("Image size and channels"):
             st.number_input("Image size (pixels; 0 = as stored)", min_value=0, max_value=4096, step=1,
                             key="image_size", help="Shorter side to N, centre crop N×N: for folders "
@@ -285,7 +285,7 @@ def sidebar(pickers: bool = True) -> None:
             st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
         except SemsmoothError as e:
             st.session_state["model_path"] = None
-            sb.error(str(e), icon="⚠️")
+            sb.error(str(e), icon=":material/error:")
             up = None
         if up is not None:
             loaded = current_model(quiet=True)  # pages that use the model show the error

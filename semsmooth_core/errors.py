@@ -363,6 +363,9 @@ def min_count_for(q: float, n: int, alpha_E: float) -> int | None:
     """The smallest k with cp_lower(k, n, α_E) ≥ q (None when even k = n falls short)."""
     if cp_lower(n, n, alpha_E) < q:
         return None
+    if n <= 5000:                      # one vectorized call
+        ks = np.arange(n + 1)
+        return int(np.argmax(cp_lower(ks, np.full_like(ks, n), alpha_E) >= q))
     lo, hi = 0, n                      # cp_lower is increasing in k
     while lo < hi:
         mid = (lo + hi) // 2
@@ -397,8 +400,8 @@ def E_for_q(norms, q: float, alpha_E: float = 0.001) -> dict:
         return {"q": q, "E": math.inf, "k": None, "n": n, "q_E_lower": float(cp_lower(n, n, alpha_E)),
                 "alpha_E": alpha_E}
     E = 0.0 if k == 0 else float(np.nextafter(worst[k - 1], np.inf))
-    got = q_E(worst, E, alpha_E)
-    return {"q": q, "E": E, "k": k, "k_below": got["k"], "n": n, "q_E": got["q_E"],
+    k_below = int(np.searchsorted(worst, E, side="left"))          # #{‖ε‖ < E}, ties included
+    return {"q": q, "E": E, "k": k, "k_below": k_below, "n": n, "q_E": k_below / n,
             "q_E_lower": float(cp_lower(k, n, alpha_E)), "alpha_E": alpha_E}
 
 
@@ -440,7 +443,7 @@ def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int =
     preprocessing), computed on x's device.
 
     E is never chosen on the samples that bound it: with ``E`` given (pre-planned) only the
-    estimation sample is drawn; else ``n_select`` (default n // 4, at least 100) SELECTION draws
+    estimation sample is drawn; else ``n_select`` (default max(min(100, n), n // 4)) SELECTION draws
     give E = their ``select_quantile`` order statistic (nudged up one ulp), capped at ``E_cap``
     (the largest E the inner test can pass, :func:`semsmooth_core.planner.plan_input_E`), and
     ``n`` FRESH draws give k = #{‖ε‖ < E} (strictly below) and q̲_E = CP_lower(k, n, α_E):
@@ -459,7 +462,7 @@ def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int =
     x1 = _one_input(setup, x)
     t0 = time.perf_counter()
     n_sel = 0 if E is not None else (check_count("n_select", n_select) if n_select is not None
-                                     else max(100, n // 4))
+                                     else max(min(100, n), n // 4))
     _, beta, gamma = draw(setup, n_sel + n, 1, seed)
 
     def worst(b, g, threshold=None):
@@ -467,7 +470,7 @@ def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int =
             return input_norms(setup, x1, b, g, batch_size)
         from semsmooth_core.worstcase import max_eps_upper
 
-        res = max_eps_upper(setup, x1[0], b, threshold=threshold, cells=cells)
+        res = max_eps_upper(setup, x1[0], b, threshold=threshold, init_cells=cells)
         return np.asarray(res.bound, dtype=np.float64)
 
     E_sel, capped = None, False
@@ -722,20 +725,33 @@ def default_cells(setup: ErrorSetup, hw: tuple[int, int], motion: float = 0.01, 
 
 @dataclass
 class WorstCase:
-    """Per (β, x): the interval upper bound on max_γ ‖ε‖₂ (worst part), and the maximum found by
-    evaluating ε exactly at the cell centres and at random γ (a lower estimate of the true max)."""
+    """Per (β, x): a sound upper bound on max_γ ‖ε‖₂ (worst part, ``worstcase.max_eps_upper``), and
+    the maximum found by evaluating ε exactly at the cell centres and at random γ (a lower estimate
+    of the true max)."""
 
     setup: ErrorSetup
     bound: np.ndarray          # [n]
     sampled_max: np.ndarray    # [n]
     index: np.ndarray
     beta: np.ndarray
-    cells: int                 # per dimension
+    cells: int                 # starting cells per dimension
     seconds: float
+    cells_evaluated: np.ndarray | None = None   # [n] γ cells evaluated per (β, x)
+    rel_tol: float = 0.25
+    max_cells: int = 512
 
     @property
     def n(self) -> int:
         return len(self.bound)
+
+    @property
+    def ratio(self) -> np.ndarray:
+        """bound / sampled maximum per (β, x) (≥ 1; how loose the bound is at most)."""
+        return self.bound / np.maximum(self.sampled_max, 1e-12)
+
+    @property
+    def seconds_per_pair(self) -> float:
+        return self.seconds / max(self.n, 1)
 
 
 def _cell_grid(C, cells: int, device):
@@ -751,50 +767,47 @@ def _cell_grid(C, cells: int, device):
 
 
 def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cells: int | None = None,
-               extra_samples: int = 64, chunk: int = 2048, device=None,
-               progress: Callable[[int, int], None] | None = None) -> WorstCase:
-    """The malicious attacker of Fischer §6: for ``n`` sampled (β, x), a sound upper bound on
-    max over γ ∈ C of ‖ε(β, γ, x)‖₂ (max over parts), from a grid of ``cells`` cells per dimension."""
+               extra_samples: int = 64, chunk: int = 512, device=None,
+               progress: Callable[[int, int], None] | None = None, rel_tol: float = 0.25,
+               max_cells: int = 512) -> WorstCase:
+    """The malicious attacker of Fischer §6: for ``n`` sampled (β, x) (the draws of :func:`draw`), a
+    sound upper bound on max over γ ∈ C of ‖ε(β, γ, x)‖₂ (max over parts), by the adaptive cell
+    refinement of :func:`semsmooth_core.worstcase.max_eps_upper` (``cells``: starting cells per
+    dimension; ``rel_tol``, ``max_cells``: its stopping rule). The β of one x are bounded in one batch.
+    ``extra_samples`` random γ per (β, x) are evaluated exactly on top of the cell centres."""
+    from semsmooth_core.worstcase import max_eps_upper
+
     n = check_count("samples", n)
     _check_data(setup, data)
     device = torch.device(device) if device is not None else data.device
     idx, beta, _ = draw(setup, n, len(data), seed)
-    hw = tuple(data.shape[-2:])
-    cells = check_count("cells", cells) if cells is not None else default_cells(setup, hw)
-    centers, half = _cell_grid(setup.C, cells, device)
-    K = len(centers)
+    if cells is not None:
+        cells = check_count("cells", cells)
     g = torch.Generator().manual_seed(int(seed) + 1)
     lo = torch.tensor([c[0] for c in setup.C], dtype=torch.float64)
     hi = torch.tensor([c[1] for c in setup.C], dtype=torch.float64)
-    bound = np.empty(n)
-    smax = np.empty(n)
-    # the largest motion over all cells and β is needed for the pooling windows
-    lmax = None
-    if hasattr(setup.t, "motion_bound"):
-        b_all = (beta.to(torch.float64).to(device)[:, None, :] + centers[None]).reshape(-1, setup.t.dim)
-        lmax = max(float(setup.t.motion_bound(centers, half.expand_as(centers), *hw).max()),
-                   float(setup.t.motion_bound(b_all, half.expand_as(b_all), *hw).max()))
+    bound, smax, used = np.empty(n), np.empty(n), np.zeros(n, dtype=np.int64)
     t0 = time.perf_counter()
+    done = 0
     with torch.no_grad():
-        for i in range(n):
-            x1 = data[idx[i]:idx[i] + 1].to(device=device, dtype=torch.float32)
-            b1 = beta[i:i + 1].to(device=device, dtype=torch.float64)
-            best, seen = 0.0, 0.0
-            for s in range(0, K, chunk):
-                cs = centers[s:s + chunk]
-                m = len(cs)
-                xb = x1.expand(m, *x1.shape[1:])
-                bb = b1.expand(m, -1)
-                ub = eps_interval_bound(setup, xb, bb, cs, half.expand_as(cs), lmax)
-                best = max(best, float(ub.max(dim=1).values.max()))
-                ex = part_norms(eps(setup, xb, bb.float(), cs.float()).double(), setup.norm)
-                seen = max(seen, float(ex.max()))
-            rg = lo + (hi - lo) * torch.rand(extra_samples, setup.t.dim, generator=g, dtype=torch.float64)
-            xb = x1.expand(extra_samples, *x1.shape[1:])
-            ex = part_norms(eps(setup, xb, b1.float().expand(extra_samples, -1), rg.float().to(device)).double(),
-                            setup.norm)
-            seen = max(seen, float(ex.max()))
-            bound[i], smax[i] = best, seen
+        for j in np.unique(idx.numpy()):
+            rows = np.nonzero(idx.numpy() == j)[0]
+            x1 = data[int(j)].to(device=device, dtype=torch.float32)
+            r = max_eps_upper(setup, x1, beta[rows], rel_tol=rel_tol, max_cells=max_cells, device=device,
+                              init_cells=cells, chunk=chunk)
+            seen = r.sampled.numpy().copy()
+            if extra_samples > 0:
+                m = len(rows) * extra_samples
+                rg = lo + (hi - lo) * torch.rand(m, setup.t.dim, generator=g, dtype=torch.float64)
+                xb = x1[None].expand(m, *x1.shape)
+                bb = beta[rows].repeat_interleave(extra_samples, dim=0)
+                ex = part_norms(eps(setup, xb, bb.to(device), rg.float().to(device)).double(), setup.norm)
+                seen = np.maximum(seen, ex.amax(dim=1).view(len(rows), extra_samples).amax(dim=1).cpu().numpy())
+            bound[rows], smax[rows], used[rows] = r.bound.numpy(), seen, r.cells.numpy()
+            done += len(rows)
             if progress is not None:
-                progress(i + 1, n)
-    return WorstCase(setup, bound, smax, idx.numpy(), beta.numpy(), cells, time.perf_counter() - t0)
+                progress(done, n)
+    from semsmooth_core.worstcase import auto_init_cells
+    return WorstCase(setup, bound, smax, idx.numpy(), beta.numpy(),
+                     cells if cells is not None else auto_init_cells(setup, data.shape[-2:]), time.perf_counter() - t0,
+                     cells_evaluated=used, rel_tol=rel_tol, max_cells=max_cells)

@@ -19,14 +19,13 @@
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 from semsmooth_core import planner, stats
 from semsmooth_core.validation import SemsmoothError
 
 LONG_RUN_SECONDS = 180.0
-"""Runs estimated above this (3 minutes) ask before they start."""
+"""Runs estimated above this (3 minutes, as Smoothing basics' ``CONFIRM_ABOVE_S``) ask before they start."""
 
 
 # =========================================================================== certificate fields
@@ -166,10 +165,13 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
                                   "split), not measured on this input: the guarantee for this input holds on "
                                   "average over such inputs" if E is not None and qE is not None else
                                   "E is an average over other inputs, not measured on this input")}[scope]
+    why = e.get("sound_reason") or {
+        "parameter": "the radius assumes ideal composition; interpolation and 8-bit rounding of real images "
+                     "are not bounded (double smoothing bounds them)",
+        "gsmooth": "GSmooth's M and the surrogate's error are maximised on a grid of severities, not bounded"}.get(
+        k, "a number in the radius is estimated, not bounded")
     out["sound_words"] = ("a proof: every number in the radius is a proven bound or a confidence bound "
-                          f"inside α = {cert.alpha:.4g}" if sound else
-                          "an estimate, not a proof: a number in the radius (e.g. GSmooth's M, maximised on a "
-                          "grid of severities) is estimated, not bounded")
+                          f"inside α = {cert.alpha:.4g}" if sound else f"an estimate, not a proof: {why}")
     cov, not_cov = [], []
     if cert.abstained:
         not_cov.append("nothing: the smoothed classifier abstains on this input")
@@ -226,7 +228,7 @@ def picture(cert, n_strip: int = 7) -> dict:
     ellipse, else None), ``box`` (half-width of the largest axis-aligned box inside the certified
     ball/ellipse, 2-D), ``one_sided`` (GSmooth severities: certified [0, R]), ``ceiling``,
     ``betas`` and ``verdicts`` (sampled smoothing parameters, double smoothing), ``strip``: a list
-    of (parameter, certified?) across C."""
+    of (parameter, certified?) across C (1-D: plus the points just inside and outside the radius)."""
     e, k = cert.extra, _kind(cert)
     one_sided = k in ("gsmooth", "resolvable")
     rng = e.get("attacker_range")
@@ -256,7 +258,11 @@ def picture(cert, n_strip: int = 7) -> dict:
         p = [lo + f * (hi - lo) for lo, hi in rng]
         if dim == 2:  # along the diagonal of C, from one corner to the other
             p = [rng[0][0] + f * (rng[0][1] - rng[0][0]), rng[1][0] + f * (rng[1][1] - rng[1][0])]
-        strip.append((p, (not cert.abstained) and _in_region(p, radius, axes, one_sided)))
+        strip.append(p)
+    if dim == 1 and radius > 0:  # just inside and just outside the certified edge, where it is inside C
+        strip += [[v] for v in (0.95 * radius, 1.05 * radius) if rng[0][0] <= v <= rng[0][1]]
+        strip.sort()
+    strip = [(p, (not cert.abstained) and _in_region(p, radius, axes, one_sided)) for p in strip]
     return {"dim": dim, "unit": e.get("axis_unit") or cert.radius_unit, "C": rng, "radius": radius,
             "axes": axes, "box": box, "one_sided": one_sided, "ceiling": ceiling(cert),
             "betas": e.get("betas") or [], "verdicts": e.get("inner_verdict") or [], "strip": strip,
@@ -385,7 +391,6 @@ def diagnose_result(cert, true_label: int | None = None, model_sigma: float | No
                            "prediction stays the same, not that it is right."))
     g = guarantee_fields(cert)
     if g["at_ceiling"]:
-        top = g["ceiling"]
         target = _C_max({"attacker_range": e.get("attacker_range")}) if k not in ("noise", "gsmooth") else None
         if k == "gsmooth" and e.get("xi_max") is not None:
             target = None  # the surrogate radius ceiling; M is in the way, more n helps only a little
@@ -472,38 +477,15 @@ def forward_passes(config: dict) -> int:
 
 
 def seconds_per_forward(model, x, batch_size: int = 256, repeats: int = 2) -> float:
-    """Measured seconds per single-input forward pass of ``model`` on copies of ``x`` (one batch
-    of ``min(batch_size, 256)``, best of ``repeats`` after a warm-up), on the model's device."""
-    import torch
+    """Measured seconds per single-input forward pass on this device (one place for it:
+    :func:`semsmooth_core.timing.measure_seconds_per_forward`)."""
+    from semsmooth_core.timing import measure_seconds_per_forward
 
-    from semsmooth_core.smoothing import model_device
-
-    dev = model_device(model)
-    b = max(1, min(int(batch_size), 256))
-    xb = x.to(dev).unsqueeze(0).expand(b, *x.shape).contiguous()
-    best = math.inf
-    with torch.no_grad():
-        model(xb[:2])
-        for _ in range(max(1, repeats)):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            model(xb)
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-    return best / b
+    return measure_seconds_per_forward(model, x, batch_size, repeats=repeats)
 
 
 def human_duration(seconds: float) -> str:
-    """"0.4 s", "12 s", "3.5 min", "19 h", "2.1 days"."""
-    s = float(seconds)
-    if s < 10:
-        return f"{s:.1f} s"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.1f} min"
-    if s < 172800:
-        return f"{s / 3600:.0f} h"
-    return f"{s / 86400:.1f} days"
+    """The duration as the app shows it everywhere (:func:`semsmooth_core.timing.format_duration`)."""
+    from semsmooth_core.timing import format_duration
+
+    return format_duration(seconds)

@@ -247,7 +247,7 @@ def plan_input_E(sigma_eps, n_eps, alpha_eps, alpha_E: float, n_gamma: int, alph
        95 % of the radius with b = 0); a larger E costs inner passes, a larger b costs radius.
     3. ``n_E`` = ⌈ln α_E / ln(1 − b/4)⌉ (so that the Clopper-Pearson slack of an all-below count
        is at most b/4), within [200, 5000] (random attacker) or [100, 400] (worst case: each β
-       bounds a whole grid of γ cells); ``n_select`` = max(100, n_E/4) selection draws and
+       bounds a whole grid of γ cells); ``n_select`` = max(min(100, n_E), n_E/4) selection draws and
        ``select_quantile`` = 1 − b/2 (the other half of b is the CP slack).
     """
     sig = list(sigma_eps) if isinstance(sigma_eps, (list, tuple)) else [sigma_eps]
@@ -276,5 +276,5 @@ def plan_input_E(sigma_eps, n_eps, alpha_eps, alpha_E: float, n_gamma: int, alph
         n_E = int(math.ceil(math.log(alpha_E) / math.log(1.0 - b / 4)))
         n_E = int(min(hi, max(lo, n_E)))
     n_E = check_count("E samples per input", n_E)
-    return InputEPlan(n_E=n_E, n_select=max(100, n_E // 4), select_quantile=1.0 - b / 2, E_cap=E_cap,
+    return InputEPlan(n_E=n_E, n_select=max(min(100, n_E), n_E // 4), select_quantile=1.0 - b / 2, E_cap=E_cap,
                       miss_budget=b)

@@ -40,7 +40,8 @@ class Certificate:
     :attr:`statement` = :func:`explain_certificate` is written from these fields only):
 
     - ``attacker``: ``"random"`` (the parameter is drawn uniformly from the range C — Fischer's
-      distributional attacker) or ``"worst-case"`` (any parameter the certificate covers: every
+      distributional attacker) or ``"worst-case"`` (left None, it is filled from the kind: random
+      for double / k-smoothing, worst-case for the others) (any parameter the certificate covers: every
       γ in C for double smoothing with a worst-case E, any l2 perturbation within the radius
       for noise smoothing, any parameter below the radius for parameter smoothing / GSmooth).
     - ``E_scope``: ``"input"`` (E and q̲_E estimated on THIS input at certify time),
@@ -64,7 +65,7 @@ class Certificate:
     rho: float = 0.0
     counts: list[int] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
-    attacker: str = "random"
+    attacker: str | None = None
     E_scope: str | None = None
     E: float | None = None
     q_E_lower: float | None = None
@@ -116,6 +117,19 @@ def label_certificate(cert: "Certificate") -> "Certificate":
         if e.get("sound") is None:
             # Hao et al.: the resolvable radius (Thm 1) is exact; the surrogate's M is maximised on a grid
             cert.sound = e.get("method") == "resolvable"
+    sm = e.get("smoothing", "noise")
+    if cert.attacker is None:
+        # not given: the kind decides — noise and parameter smoothing certify every point of their
+        # ball (worst case inside it); double / k-smoothing default to the random attacker
+        cert.attacker = "random" if sm in ("double", "ksmooth") and e.get("method") is None else "worst-case"
+    if cert.E_scope is None and sm in ("double", "ksmooth") and e.get("method") is None and e.get("E") is not None:
+        cert.E_scope = "dataset"        # E from elsewhere, not said to be this input's: the weaker claim
+    if cert.E is None and cert.E_scope is not None and e.get("E") is not None:
+        Ev = e["E"]
+        cert.E = float(max(Ev)) if isinstance(Ev, (list, tuple)) else float(Ev)
+    if cert.q_E_lower is None and cert.E_scope is not None and e.get("q_E_lower") is not None:
+        qv = e["q_E_lower"]
+        cert.q_E_lower = (1.0 - sum(1.0 - float(q) for q in qv)) if isinstance(qv, (list, tuple)) else float(qv)
     if cert.attacker not in ATTACKERS:
         raise SemsmoothError(f"attacker must be one of {', '.join(ATTACKERS)}, got {cert.attacker!r}")
     if cert.E_scope not in (None, *E_SCOPES):
@@ -1070,6 +1084,8 @@ def explain_certificate(cert: Certificate, class_name: str | None = None) -> str
     name = class_name if class_name is not None else str(cert.label)
     conf = f"{100 * (1 - cert.alpha):.4g} %"
     caveat = "" if cert.sound else " This is an estimate, not a proof: not every quantity in the radius is a proven bound."
+    if cert.abstained and e.get("skipped"):
+        return f"Nothing is certified (abstain): {e['skipped']}."
     if cert.abstained:
         return ("The smoothed classifier abstains: the sampled votes do not show a majority class with "
                 f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf}).")
@@ -1111,7 +1127,8 @@ def explain_certificate(cert: Certificate, class_name: str | None = None) -> str
         subject = "this input"
     else:
         scope = (f"E = {E_txt} (l2) and q̲_E = {q_txt} are averages over inputs like the training set, so the "
-                 "guarantee holds on average over inputs like the training set, not necessarily for this input.")
+                 "guarantee holds on average over inputs like the training set; it is not measured on this particular "
+                 "input.")
         subject = "an input like this one (on average over inputs like the training set)"
     return (f"With probability ≥ {conf} (all error sources: outer bound, E estimate"
             f"{', inner tests' if e.get('inner_mode') == 'bonferroni' else ''}), the double-smoothed classifier "

@@ -161,7 +161,8 @@ def test_every_page_by_its_url(chromium, app_env, results_db, tmp_path):
         assert page.get_by_role("dialog").count() == 0
         assert not console.errors, console.errors
         # the glossary is one click away: the sidebar link opens it
-        page.locator('[data-testid="stSidebar"]').get_by_role("link", name=re.compile("^Glossary")).click()
+        shot.visit(page, base, "smoothing_basics")
+        page.locator('[data-testid="stSidebar"] [data-testid="stPageLink-NavLink"]', has_text="Glossary").click()
         page.get_by_role("heading", name="Glossary").wait_for(state="visible", timeout=60_000)
         assert page.url.endswith("/glossary")
 
@@ -177,11 +178,13 @@ def test_stop_button_stops_a_certification(chromium, app_env):
         field = page.locator('input[aria-label="n — estimation samples"]')
         field.fill("400000")
         field.press("Enter")
+        page.get_by_text(re.compile("n0 \\+ n = 400,100 forward passes")).wait_for(state="visible", timeout=60_000)
         shot.wait_idle(page)
-        confirm = page.get_by_text(re.compile("^Yes, run it although"))
+        confirm = page.locator('[data-testid="stCheckbox"]', has_text="Yes, run it although")
         if confirm.count():  # estimated above 3 minutes on this machine: confirm first
             confirm.click()
-            shot.wait_idle(page)
+            page.wait_for_function("""() => { const b = [...document.querySelectorAll('button')]
+                .find(e => e.innerText.trim() === 'Certify'); return b && !b.disabled; }""", timeout=60_000)
         page.get_by_role("button", name="Certify", exact=True).click()
         stop = page.get_by_role("button", name=re.compile("Stop"))
         stop.wait_for(state="visible", timeout=60_000)

@@ -126,8 +126,10 @@ def test_bad_input_one_line_exit_2(tiny_model, args, msg):
 
 
 def test_validate_config_messages():
+    # no E given: the per-input E (the default); a dataset E must then be given or estimated
+    assert pipeline.validate_config({"model": "x", "sigma_gamma": 30})["E_scope"] == "input"
     with pytest.raises(SemsmoothError, match="needs E"):
-        pipeline.validate_config({"model": "x", "sigma_gamma": 30})
+        pipeline.validate_config({"model": "x", "sigma_gamma": 30, "E_scope": "dataset"})
     with pytest.raises(SemsmoothError, match="unknown smoothing"):
         pipeline.validate_config({"model": "x", "smoothing": "triple"})
     with pytest.raises(SemsmoothError, match="sequential"):

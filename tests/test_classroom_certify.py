@@ -193,6 +193,9 @@ def test_dead_end_says_why_and_applies_the_needed_n_eps():
     assert f"n_ε ≥ {need:,}" in errs[0]
     at.button(key="cf_pre_fix_dead_end_0").click().run()
     assert at.number_input(key="cf_ne").value == need
+    long = [c for c in at.checkbox if c.key == "cf_long_ok"]  # on a busy machine the time guard may ask too
+    if long:
+        long[0].check().run()
     assert not [e.value for e in at.error] and not at.button(key="cf_run").disabled
 
 
@@ -228,17 +231,23 @@ def _cert(**kw) -> Certificate:
 
 
 def test_card_fields_for_every_kind():
-    noise = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=0.2))
+    # the fields as the core sets them (smoothing.certify_noise / certify_transform: worst-case ball)
+    noise = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=0.2,
+                                           attacker="worst-case"))
     top = 0.25 * sst.norm.ppf(0.001 ** (1 / 100))
     assert noise["kind"] == "noise" and noise["ceiling"] == pytest.approx(top)
     assert noise["attacker"] == "worst-case" and noise["E_scope"] is None and noise["sound"]
     assert not noise["at_ceiling"]
-    at_top = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=top))
+    at_top = explain.guarantee_fields(_cert(extra={"sigma": 0.25, "n0": 10, "n": 100}, radius=top,
+                                            attacker="worst-case"))
     assert at_top["at_ceiling"] and any("most these n samples" in s for s in at_top["not_covered"])
 
     par = explain.guarantee_fields(_cert(radius_unit="degrees", extra={"smoothing": "transform", "sigma": 10.0,
                                                                         "n": 100, "transform": "rotation"}))
     assert par["kind"] == "parameter" and any("interpolation" in s for s in par["not_covered"])
+    par_real = explain.guarantee_fields(_cert(radius_unit="degrees", sound=False, attacker="worst-case",
+                                              extra={"smoothing": "transform", "sigma": 10.0, "n": 100}))
+    assert not par_real["sound"] and "interpolation" in par_real["sound_words"]
 
     dbl_extra = {"smoothing": "double", "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": 30.0,
                  "n_gamma": 100, "alpha_gamma": 0.001, "E": 0.375, "q_E_lower": 0.95, "clipped": True,
@@ -281,7 +290,9 @@ def test_picture_2d_box_inside_the_ball_and_strip_marks():
         assert ok == (math.hypot(*params) < 3.0)
     assert [ok for _, ok in p["strip"]].count(True) >= 1 and not p["strip"][0][1]
     g = explain.picture(_cert(radius=0.08, radius_unit="factor", extra={"method": "gsmooth", "xi_max": 0.3}))
-    assert g["one_sided"] and g["C"] == [[0.0, 0.3]] and [ok for _, ok in g["strip"]][:3] == [True, True, False]
+    assert g["one_sided"] and g["C"] == [[0.0, 0.3]]
+    assert [ok for _, ok in g["strip"]] == [0 <= q[0] < 0.08 for q, _ in g["strip"]]
+    assert [q[0] for q, _ in g["strip"]][2:4] == pytest.approx([0.076, 0.084])  # the radius's edge is shown
 
 
 # --------------------------------------------------------------------------- Audio volume and GSmooth
@@ -345,3 +356,45 @@ def test_gsmooth_preset_and_guarantee_card():
     if not cert.abstained:
         caps = [str(i.proto) for i in at.get("image")]
         assert any("Certified" in c for c in caps) and any("Not covered" in c for c in caps)
+
+
+def test_result_failures_say_why_and_which_setting_helps():
+    from semsmooth_core import stats
+
+    # abstention with a clear but thin majority: the same share would clear 1/2 with more samples
+    ab = _cert(label=-1, radius=0.0, p_lower=stats.cp_lower(60, 100, 0.001), counts=[60, 40] + [0] * 8,
+               extra={"sigma": 0.25, "n0": 10, "n": 100})
+    (f,) = explain.diagnose_result(ab, true_label=3)
+    need = planner.min_n_for_share(0.6, 0.001)
+    assert f.kind == "abstain" and "60.0 %" in f.sentence and f.fix == {"n_eps": need} and need > 100
+    assert stats.cp_lower(int(0.6 * need), need, 0.001) > 0.5
+    # a split vote: no setting is offered
+    split = _cert(label=-1, radius=0.0, counts=[30, 30, 40], extra={"sigma": 0.25, "n": 100})
+    (f,) = explain.diagnose_result(split)
+    assert f.kind == "abstain" and f.fix is None and "split" in f.sentence
+    # a certified but wrong class, at the n-ceiling, with σ far from the model's training noise
+    top = stats.max_radius(0.5, 100, 0.001)
+    wrong = _cert(label=5, radius=top, extra={"sigma": 0.5, "sigma_eps": 0.5, "n": 100})
+    kinds = {f.kind: f for f in explain.diagnose_result(wrong, true_label=3, model_sigma=0.25)}
+    assert set(kinds) == {"wrong_class", "n_ceiling", "sigma_mismatch"}
+    assert kinds["sigma_mismatch"].fix == {"sigma_eps": 0.25}
+    assert kinds["n_ceiling"].fix == {"n_eps": 1000}
+    # double smoothing at the ceiling: the n_γ that reaches the whole attacker range C
+    dbl = {"smoothing": "double", "sigma_gamma": 15.0, "n_gamma": 100, "alpha_gamma": 0.001, "clipped": False,
+           "attacker_range": [[-30.0, 30.0]]}
+    r = stats.max_radius(15.0, 100, 0.001, rho=0.001)
+    assert r < 30
+    (f,) = explain.diagnose_result(_cert(radius=r, rho=0.001, radius_unit="degrees", extra=dbl), true_label=3)
+    n = f.fix["n_gamma"]
+    assert stats.max_radius(15.0, n, 0.001, rho=0.001) > 30.0 >= stats.max_radius(15.0, n - 1, 0.001, rho=0.001)
+
+
+def test_min_samples_for_radius_counts_rho_once():
+    """α^(1/n) − ρ > Φ(R/σ): the smallest such n, computed here by a plain scan (ρ was subtracted twice)."""
+    from semsmooth_core import stats
+
+    for R, sigma, alpha, rho in ((30.0, 15.0, 0.001, 0.001), (0.0, 1.0, 0.001, 0.052), (0.5, 0.3, 0.01, 0.02)):
+        n = 1
+        while not (alpha ** (1 / n) - rho > sst.norm.cdf(R / sigma) if R > 0 else alpha ** (1 / n) - rho > 0.5):
+            n += 1
+        assert stats.min_samples_for_radius(R, sigma, alpha, rho=rho) == n

@@ -128,29 +128,37 @@ def _own(v: float) -> int:
 
 def _bilinear(x: torch.Tensor, ix: torch.Tensor, iy: torch.Tensor) -> torch.Tensor:
     """The bilinear interpolant of x ``[C,H,W]`` (zero outside, lattice at integer pixel indices, as
-    ``grid_sample(align_corners=False, padding_mode='zeros')``) at ``ix, iy`` ``[...]``: ``[..., C]``."""
+    ``grid_sample(align_corners=False, padding_mode='zeros')``) at ``ix, iy`` ``[...]``: ``[..., C]``.
+    x is padded by 2 zero pixels; indices beyond are clamped into that zero border."""
+    import torch.nn.functional as F
+
     C, H, W = x.shape
-    x0, y0 = torch.floor(ix), torch.floor(iy)
-    fx, fy = ix - x0, iy - y0
-    flat = x.reshape(C, -1)
-    out = 0.0
-    for dx, dy, w in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        xi, yi = x0 + dx, y0 + dy
-        ok = (xi >= 0) & (xi <= W - 1) & (yi >= 0) & (yi <= H - 1)
-        idx = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).long()
-        vals = flat[:, idx.reshape(-1)].reshape(C, *idx.shape)              # [C, ...]
-        out = out + vals * (w * ok.to(w.dtype)).unsqueeze(0)
-    return out.movedim(0, -1)
+    Wp = W + 4
+    flat = F.pad(x, (2, 2, 2, 2)).reshape(C, -1)
+    ix, iy = torch.broadcast_tensors(ix, iy)
+    fx0, fy0 = torch.floor(ix), torch.floor(iy)
+    fx, fy = ix - fx0, iy - fy0
+    x0 = (fx0 + 2).clamp(0, W + 2).long()
+    y0 = (fy0 + 2).clamp(0, H + 2).long()
+    i00 = (y0 * Wp + x0).reshape(-1)
+    v00, v01 = flat[:, i00], flat[:, i00 + 1]
+    v10, v11 = flat[:, i00 + Wp], flat[:, i00 + Wp + 1]
+    fx, fy = fx.reshape(1, -1), fy.reshape(1, -1)
+    out = (v00 * (1 - fx) + v01 * fx) * (1 - fy) + (v10 * (1 - fx) + v11 * fx) * fy
+    return out.reshape(C, *ix.shape).movedim(0, -1)
 
 
 def _box_range(x: torch.Tensor, bx0, bx1, by0, by1):
     """min and max of the bilinear interpolant over boxes [bx0,bx1]×[by0,by1] (each narrower than 1 px):
     the corners of the pieces the lattice cuts the box into. Returns ``[..., C]`` twice."""
     X = torch.floor(bx1)
-    Y = torch.floor(by1)
     Xc = torch.where(X >= bx0, X, bx0)
-    Yc = torch.where(Y >= by0, Y, by0)
-    pts = [(bx0, by0), (bx0, by1), (bx1, by0), (bx1, by1), (Xc, by0), (Xc, by1), (bx0, Yc), (bx1, Yc), (Xc, Yc)]
+    if bool((by0 == by1).all()):          # a horizontal segment (motion blur): 3 points suffice
+        pts = [(bx0, by0), (bx1, by0), (Xc, by0)]
+    else:
+        Y = torch.floor(by1)
+        Yc = torch.where(Y >= by0, Y, by0)
+        pts = [(bx0, by0), (bx0, by1), (bx1, by0), (bx1, by1), (Xc, by0), (Xc, by1), (bx0, Yc), (bx1, Yc), (Xc, Yc)]
     vals = torch.stack([_bilinear(x, px, py) for px, py in pts], 0)
     return vals.amin(0), vals.amax(0)
 
@@ -291,7 +299,10 @@ def radius_real(transform, x: torch.Tensor, p_lower: float, sigma2: float, xi_ma
     name = transform.name
     if name not in PROVEN:
         raise SemsmoothError(f"no proven enclosure of {name}; the sound GSmooth radius covers {', '.join(PROVEN)}")
-    xi_max = float(_f32(xi_max))
+    v32 = np.float32(xi_max)
+    if float(v32) > float(xi_max):          # round DOWN: the radius never exceeds the range asked for
+        v32 = np.nextafter(v32, np.float32(0.0))
+    xi_max = float(v32)
     thr = gsmooth_latent_radius(p_lower)
     n_img = int(x.numel())
     exact_metric = A1 is None or float(A1[:n_img].abs().max()) == 0.0
@@ -344,7 +355,7 @@ def radius_real(transform, x: torch.Tensor, p_lower: float, sigma2: float, xi_ma
             if (depth < rounds or (wide and depth < rounds + 12)) and len(sub) > 2:
                 pending = [(float(sub[j]), float(sub[j + 1]), depth + 1) for j in range(len(sub) - 1)] + \
                           [c[:3] for c in batch[i + 1:]] + pending
-                size = 2 * split          # near the crossing: small batches, few wasted bounds
+                size = split              # near the crossing: one cell's parts per batch, no wasted bounds
             else:
                 d_next = db
                 done = True
