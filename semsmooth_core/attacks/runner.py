@@ -130,18 +130,17 @@ def attack_input(target: Target, t, x: torch.Tensor, y: int, region: Region, bud
     def score(params):
         return target.score(apply(params), y)
 
-    grad = None
-    if refine == "none":
-        pass
-    elif refine == "gradient" or (refine == "auto" and t.name in DIFFERENTIABLE):
-        def grad(params):
-            with torch.enable_grad():
-                p = params.to(torch.float32).clone().requires_grad_(True)
-                ideal = apply(p, quantize=False)
-                xs = ideal + (t.quantize(ideal.detach()) - ideal).detach()   # straight-through rounding
-                s = target.score(xs.to(torch.float32), y)
-                (g,) = torch.autograd.grad(s.sum(), p)
-            return s.detach(), torch.nan_to_num(g.detach())
+    def _grad(params):
+        with torch.enable_grad():
+            p = params.to(torch.float32).clone().requires_grad_(True)
+            ideal = apply(p, quantize=False)
+            xs = ideal + (t.quantize(ideal.detach()) - ideal).detach()   # straight-through rounding
+            s = target.score(xs.to(torch.float32), y)
+            (g,) = torch.autograd.grad(s.sum(), p)
+        return s.detach(), torch.nan_to_num(g.detach())
+
+    use_grad = refine == "gradient" or (refine == "auto" and t.name in DIFFERENTIABLE)
+    grad = _grad if use_grad else None
     res = search(score, region, search_budget, cost=target.cost, generator=generator, k=4, grad=grad,
                  max_rounds=0 if refine == "none" else 12, stop_below=(0.0 if stop_when_broken and not target.smoothed and not certified else None))
     worst, wscores = res.worst(k_worst, None if res.spacing is None else res.spacing)
