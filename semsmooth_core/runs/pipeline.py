@@ -43,19 +43,14 @@ import numpy as np
 import torch
 
 from semsmooth_core import smoothing
+from semsmooth_core.runs import config as config_mod
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
 SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
 
-DEFAULTS: dict = {
-    "dataset": "mnist", "split": "heldout", "root": None, "model": None, "smoothing": "double",
-    "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": None, "sigma_eps": 0.25,
-    "E": None, "q_E_lower": None, "estimate_E": False, "q": 0.98, "E_samples": 2000,
-    "E_worst_case": False, "n0": 50, "n_gamma": 100, "n_eps": 200, "alpha_gamma": 0.001,
-    "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
-    "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
-    "seed": 0, "device": None, "sigma2": None, "dist": "exp", "surrogate": None,
-}
+DEFAULTS: dict = dict(config_mod.DEFAULTS)
+"""Every key's default: those of :class:`semsmooth_core.runs.config.CertifyConfig` (σ_ε's is the
+fallback when the model card has none; :func:`semsmooth_core.runs.config.resolve` reads the card)."""
 
 
 def with_defaults(config: dict) -> dict:
@@ -129,18 +124,22 @@ def _validate_gsmooth(c: dict, t) -> None:
     c["xi_max"] = xi
 
 
-def validate_config(config: dict) -> dict:
+def validate_config(config: dict, need_model: bool = True) -> dict:
     """Check a run configuration; raise a one-line SemsmoothError on the first bad value.
-    Returns the config with defaults filled in."""
+    Returns the config with defaults filled in. A config validated already (a
+    ``config.ValidatedDict``, made by ``config.resolve``) is returned as it is (a copy).
+    ``need_model=False``: a preview of the settings before a model is picked."""
     from semsmooth_core import transforms
     from semsmooth_core.data.datasets import dataset_names
 
+    if isinstance(config, config_mod.ValidatedDict):
+        return config_mod.ValidatedDict(config)
     c = with_defaults(config)
     if c["smoothing"] not in SMOOTHINGS:
         raise SemsmoothError(f"unknown smoothing {c['smoothing']!r}; use {', '.join(SMOOTHINGS)}")
     if c["dataset"] not in dataset_names():
         raise SemsmoothError(f"unknown dataset {c['dataset']!r}; known: {', '.join(dataset_names())}")
-    if not c.get("model"):
+    if need_model and not c.get("model"):
         raise SemsmoothError("no model given (a shipped name or a checkpoint path)")
     t = transforms.get(c["transform"]) if c["smoothing"] != "noise" else None
     if t is not None and not t.composable:
@@ -218,9 +217,9 @@ def load_setup(c: dict):
     model, card = load_model(c["model"], device=device)
     spec = c.get("preprocess")
     if spec in (None, "auto"):
-        card = card if isinstance(card, dict) else {}
-        aug = card.get("augmentation")   # a dict in our cards; a string or absent in others
-        spec = card.get("preprocess") or (aug.get("preprocess") if isinstance(aug, dict) else None) or "none"
+        from semsmooth_core.models import cards
+
+        spec = cards.preprocess(card if isinstance(card, dict) else {}) or "none"
     pp = Preprocess.parse(spec)
     return model, card, (pp if pp else None), device, str(pp)
 
@@ -290,12 +289,11 @@ def resolve_E(config: dict, progress=None) -> dict:
     ``E``, ``q_E_lower`` and the estimate (``E_estimate``) filled in and ``estimate_E`` off — so a
     run in the store (resumed later, or split into Ray shards) certifies with this one E instead of
     estimating it again in every session or shard."""
-    c = validate_config(config)
+    c = config_mod.as_validated(config)
     if c["smoothing"] not in ("double", "ksmooth") or not c["estimate_E"]:
-        return config
+        return c
     _, _, _, _, pp_spec = load_setup(c)
-    est = estimate_E(c, pp_spec, progress=progress)
-    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est}
+    return config_mod.with_E(c, estimate_E(c, pp_spec, progress=progress))
 
 
 def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,
@@ -344,21 +342,21 @@ def gsmooth_defaults(c: dict, card: dict | None) -> dict:
     from semsmooth_core import transforms
     from semsmooth_core.gsmooth import certify as gcert
 
+    from semsmooth_core.models import cards
+
     t = transforms.get(c["transform"])
-    card = card if isinstance(card, dict) else {}
-    tr = card.get("training") if isinstance(card.get("training"), dict) else {}
-    mine = card.get("transform") in (None, t.name) and card.get("kind") == "gsmooth_base_classifier"
+    tr = cards.gsmooth_sigmas(card if isinstance(card, dict) else {}, t.name)
     out = {}
     if c["sigma_gamma"] is None and t.name in gcert.RESOLVABLE and c.get("dist") in RESOLVABLE_SCALES:
         out["sigma_gamma"] = RESOLVABLE_SCALES[c["dist"]]
         out["sigma_gamma_from"] = f"default scale of {c['dist']} smoothing"
     elif c["sigma_gamma"] is None:
-        if mine and tr.get("sigma1") is not None:
+        if tr.get("sigma1") is not None:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(tr["sigma1"]), "model card"
         else:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(t.default_sigma[0]), "transform default"
     if c["sigma2"] is None and t.name not in gcert.RESOLVABLE:   # no augmented noise when resolvable
-        if mine and tr.get("sigma2") is not None:
+        if tr.get("sigma2") is not None:
             out["sigma2"], out["sigma2_from"] = float(tr["sigma2"]), "model card"
         else:
             out["sigma2"], out["sigma2_from"] = 0.5, "default"
@@ -457,7 +455,7 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     from semsmooth_core.runs import model_sha256
     from semsmooth_core.runs.summary import summarize
 
-    c = validate_config(config)
+    c = config_mod.as_validated(config)
     indices = [int(i) for i in indices]
     model, card, pp, device, pp_spec = load_setup(c)
     c["preprocess"] = pp_spec
@@ -471,9 +469,8 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
         if on_stage:
             on_stage("E estimate")
         meta["E_estimate"] = estimate_E(c, pp_spec)
-        c["E"], c["q_E_lower"] = meta["E_estimate"]["E"], meta["E_estimate"]["q_E_lower"]
-        c["estimate_E"] = False
-        c = validate_config(c)
+        c = config_mod.with_E(c, meta["E_estimate"])
+        c.pop("E_estimate", None)
     x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices)
     _check_modality(c, x_all)
     rows = []
