@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from semsmooth_core import stats
+from semsmooth_core.progress import Stage
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_n0_n, check_sigma
 
 ABSTAIN = stats.ABSTAIN
@@ -427,8 +428,8 @@ def predict_transform(model, x: torch.Tensor, transform, sigma, n: int, alpha: f
 
 # =========================================================================== double smoothing
 StageFn = Callable[[str], None]
-"""``on_stage(name)``: called when a certification enters a stage ("outer selection",
-"inner smoothing at the sampled β", ...), for progress displays."""
+"""``on_stage(stage)``: called when a certification enters a stage (a
+:class:`semsmooth_core.progress.Stage`, a str), for progress displays."""
 
 
 def inner_threshold(E: float, sigma_eps: float) -> float:
@@ -595,15 +596,15 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     total = n0 + n_gamma * n_eps
 
     # ---- outer selection: n0 betas, one noisy pass each
-    stage("outer selection")
+    stage(Stage.OUTER_SELECTION)
     c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, sigma_eps, gen, device, n0, batch_size,
                                    num_classes, progress, total)
 
     # ---- outer estimation: n_gamma betas, inner smoothing at each
-    stage("transforming the sampled β")
+    stage(Stage.TRANSFORMING)
     betas = sample(n_gamma)
     Z = _images(spec, x, betas, preprocess, batch_size)
-    stage("inner smoothing at the sampled β")
+    stage(Stage.INNER_SMOOTHING)
     status = torch.zeros(n_gamma, dtype=torch.int8)          # 0 open, 1 success, 2 failure
     n_used = torch.zeros(n_gamma, dtype=torch.long)
     counts = [None, nc]
@@ -873,10 +874,10 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
     stage = on_stage or (lambda s: None)
     total = n0 + n_gamma * int(np.prod(ns))
     noise_map = sum(s * masks[k] for k, s in enumerate(sig))
-    stage("outer selection")
+    stage(Stage.OUTER_SELECTION)
     c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, noise_map, gen, device, n0, batch_size,
                                    num_classes, progress, total)
-    stage("inner smoothing at the sampled β")
+    stage(Stage.INNER_SMOOTHING)
     betas = sample(n_gamma)
     Z = _images(spec, x, betas, preprocess, batch_size)
     cnt, done = _ksmooth_counts(model, Z, masks, sig, ns, gen, device, batch_size, nc, progress, n0, total)

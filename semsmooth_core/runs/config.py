@@ -120,12 +120,9 @@ def _given(v) -> bool:
     return v is not None and not (isinstance(v, str) and v == "auto")
 
 
-def resolve(flags: Mapping, card: Mapping | None = None, *, need_model: bool = True,
-            source: str = "flag") -> tuple[CertifyConfig, dict]:
-    """``(config, provenance)`` from ``flags`` (field -> value; None or absent = not given) and the
-    model card (read from ``flags["model"]`` when ``card`` is None). Validates once; raises a
-    one-line SemsmoothError on the first bad value. ``source`` names where the flags came from
-    (``"flag"``; ``"run"`` for a stored run's parameters)."""
+def _collect(flags: Mapping, card: Mapping | None, source: str) -> tuple[dict, dict, dict, Mapping]:
+    """Values before validation: defaults, then the card, then the flags. Returns
+    ``(values, provenance, extra keys, card)``."""
     from semsmooth_core.models import cards
 
     flags = {k: v for k, v in dict(flags).items() if v is not None}
@@ -141,9 +138,8 @@ def resolve(flags: Mapping, card: Mapping | None = None, *, need_model: bool = T
     def put(k, v, src):
         values[k], prov[k] = v, src
 
-    smoothing_kind = flags.get("smoothing", DEFAULTS["smoothing"])
     # noise smoothing's own n and alpha (older configs named them n_eps and alpha_gamma / alpha_eps)
-    if smoothing_kind == "noise":
+    if flags.get("smoothing", DEFAULTS["smoothing"]) == "noise":
         if "n" not in flags and "n_eps" in flags and not isinstance(flags["n_eps"], (list, tuple)):
             flags["n"] = flags["n_eps"]
         if "alpha" not in flags:
@@ -171,11 +167,23 @@ def resolve(flags: Mapping, card: Mapping | None = None, *, need_model: bool = T
     if values["smoothing"] == "noise":
         values["n_eps"], values["alpha_gamma"] = values["n"], values["alpha"]
         prov["n_eps"], prov["alpha_gamma"] = prov["n"], prov["alpha"]
+    elif values["smoothing"] != "gsmooth" and values.get("sigma_gamma") is None:
+        from semsmooth_core import transforms
 
+        t = transforms.get(values["transform"])
+        values["sigma_gamma"] = float(t.default_sigma[0]) if t.dim == 1 else list(t.default_sigma)
+    return values, prov, extra, card
+
+
+def resolve(flags: Mapping, card: Mapping | None = None, *, need_model: bool = True,
+            source: str = "flag") -> tuple[CertifyConfig, dict]:
+    """``(config, provenance)`` from ``flags`` (field -> value; None or absent = not given) and the
+    model card (read from ``flags["model"]`` when ``card`` is None). Validates once; raises a
+    one-line SemsmoothError on the first bad value. ``source`` names where the flags came from
+    (``"flag"``; ``"run"`` for a stored run's parameters)."""
     from semsmooth_core.runs import pipeline
 
-    if not need_model and not values.get("model"):
-        values["model"] = None
+    values, prov, extra, card = _collect(flags, card, source)
     c = pipeline.validate_config(values, need_model=need_model)
     if c["smoothing"] == "gsmooth":
         filled = pipeline.gsmooth_defaults(c, card)
@@ -183,17 +191,59 @@ def resolve(flags: Mapping, card: Mapping | None = None, *, need_model: bool = T
             if not k.endswith("_from"):
                 c[k] = v
                 prov[k] = "card" if filled.get(f"{k}_from") == "model card" else "default"
-    elif c["smoothing"] != "noise" and c.get("sigma_gamma") is None:
-        from semsmooth_core import transforms
-
-        t = transforms.get(c["transform"])
-        c["sigma_gamma"] = float(t.default_sigma[0]) if t.dim == 1 else list(t.default_sigma)
-    cfg_kwargs = {k: c[k] for k in DEFAULTS}
-    cfg = CertifyConfig(**cfg_kwargs)
+    cfg = CertifyConfig(**{k: c[k] for k in DEFAULTS})
     cfg.extra = {k: v for k, v in c.items() if k not in DEFAULTS and k not in DERIVED}
     cfg.extra.update({k: v for k, v in extra.items() if k not in cfg.extra})
     _derive(cfg, prov)
     return cfg, prov
+
+
+STRUCTURAL = ("dataset", "split", "root", "model", "device", "smoothing", "transform")
+"""Form values that decide what the other defaults are (always taken as given)."""
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (list, tuple)) and len(a) == 1:
+        return _same(a[0], b)
+    if isinstance(b, (list, tuple)) and len(b) == 1:
+        return _same(a, b[0])
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+        return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def resolve_form(values: Mapping, card: Mapping | None = None, *, need_model: bool = True
+                 ) -> tuple[CertifyConfig, dict]:
+    """:func:`resolve` for a form whose widgets always hold a value (a page): a value equal to
+    what the config would be without it (the card's or the default) counts as not set, so its
+    source stays ``card`` / ``default``; the others are ``flag`` (set on the page). The same
+    inputs give the same config as the CLI with only the changed values as options."""
+    values = {k: v for k, v in dict(values).items() if v is not None}
+    base, _, _, card = _collect({k: values[k] for k in STRUCTURAL if k in values}, card, "flag")
+    flags = {}
+    for k, v in values.items():
+        if k in STRUCTURAL or k not in DEFAULTS:
+            flags[k] = v
+        elif k == "attacker_range" and base["smoothing"] not in ("noise", "gsmooth"):
+            from semsmooth_core import transforms
+
+            default_box = [list(r) for r in transforms.get(base["transform"]).default_range]
+            if not _same(_box(v, len(default_box)), default_box):
+                flags[k] = v
+        elif not _same(v, base[k]):
+            flags[k] = v
+    return resolve(flags, card, need_model=need_model)
+
+
+def _box(rng, dim: int):
+    if isinstance(rng, (int, float)):
+        return [[-abs(float(rng)), abs(float(rng))] for _ in range(dim)]
+    flat = list(rng)
+    if flat and not isinstance(flat[0], (list, tuple)):
+        return [[-abs(float(v)), abs(float(v))] for v in flat] if len(flat) == dim else [flat]
+    return [[float(a), float(b)] for a, b in flat]
 
 
 def _derive(cfg: CertifyConfig, prov: dict) -> None:
@@ -213,15 +263,7 @@ def _derive(cfg: CertifyConfig, prov: dict) -> None:
         cfg.attacker_box = [[0.0, cfg.range_norm_max]] if xi is not None else None
         return
     rng = cfg.attacker_range
-    if rng is None:
-        box = [list(map(float, r)) for r in t.default_range]
-    elif isinstance(rng, (int, float)):
-        box = [[-abs(float(rng)), abs(float(rng))] for _ in range(t.dim)]
-    else:
-        flat = list(rng)
-        if flat and not isinstance(flat[0], (list, tuple)):
-            flat = [[-abs(float(v)), abs(float(v))] for v in flat] if len(flat) == t.dim else [flat]
-        box = [[float(a), float(b)] for a, b in flat]
+    box = [list(map(float, r)) for r in t.default_range] if rng is None else _box(rng, t.dim)
     if len(box) != t.dim:
         raise SemsmoothError(f"{t.name} takes an attacker range per parameter ({t.dim}), got {len(box)}")
     cfg.attacker_box = box

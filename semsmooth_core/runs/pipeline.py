@@ -43,6 +43,7 @@ import numpy as np
 import torch
 
 from semsmooth_core import smoothing
+from semsmooth_core.progress import Stage
 from semsmooth_core.runs import config as config_mod
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
@@ -467,7 +468,7 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
             meta["gsmooth_defaults"] = filled
     if c["smoothing"] in ("double", "ksmooth") and c["estimate_E"]:
         if on_stage:
-            on_stage("E estimate")
+            on_stage(Stage.E_ESTIMATE)
         meta["E_estimate"] = estimate_E(c, pp_spec)
         c = config_mod.with_E(c, meta["E_estimate"])
         c.pop("E_estimate", None)
