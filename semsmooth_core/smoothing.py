@@ -9,6 +9,7 @@ build on the same pieces.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -562,16 +563,11 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     n0 = check_count("n0", n0)
     n_gamma = check_count("n_gamma", n_gamma)
     n_eps = check_count("n_eps", n_eps)
-    if n0 > n_gamma:
-        raise SemsmoothError(f"n0 ({n0}) must not exceed n_gamma ({n_gamma})")
+    check_n0_n(n0, n_gamma, "n_gamma")
     alpha_gamma = check_alpha(alpha_gamma, "alpha_gamma")
     alpha_eps = check_alpha(alpha_eps, "alpha_eps")
     alpha_E = check_alpha(alpha_E, "alpha_E")
-    if not (0.0 < float(q_E_lower) <= 1.0):
-        raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q_E_lower!r}")
-    E = float(E)
-    if not (E >= 0.0) or not torch.isfinite(torch.tensor(E)):
-        raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
+    E, q_E_lower = check_E(E, q_E_lower)
     batch_size = check_count("batch_size", batch_size)
     x = _check_input(x)
     spec = resolve_transform(transform, interpolation, quantize, dim, unit, attacker_range)
@@ -581,11 +577,9 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     alpha_in = alpha_eps / n_gamma if inner_mode == "bonferroni" else alpha_eps
     theta = inner_threshold(E, sigma_eps)
     plan = _inner_plan(sequential, n_eps, alpha_in, theta)
-    if stats.sequential_min_success_n(plan, theta) is None:
-        raise SemsmoothError(
-            f"E = {E:g} can never be certified by the inner smoothing (sigma_eps {sigma_eps:g}, "
-            f"n_eps {n_eps}, alpha {alpha_in:.3g}): needs p_A >= {theta:.4f} but the best bound "
-            f"is {stats.cp_lower(n_eps, n_eps, alpha_in):.4f}; lower E, raise sigma_eps or n_eps")
+    msg = inner_dead_end(E, sigma_eps, n_eps, alpha_in, plan)
+    if msg:
+        raise SemsmoothError(msg)
     seq = sequential is not None
 
     device = model_device(model)
@@ -674,6 +668,45 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
                        seconds=time.perf_counter() - t0, radius_unit=unit_s, rho=rho,
                        counts=[S, n_gamma - S], extra=extra)
+
+
+def check_E(E, q_E_lower) -> tuple[float, float]:
+    """E (finite, >= 0) and q̲_E (in (0, 1]) of double smoothing, one-line errors (the pipeline's
+    config check and :func:`certify_double` both call it)."""
+    try:
+        q = float(q_E_lower)
+    except (TypeError, ValueError):
+        q = math.nan
+    if not (0.0 < q <= 1.0):
+        raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q_E_lower!r}")
+    try:
+        e = float(E)
+    except (TypeError, ValueError):
+        e = math.nan
+    if not (math.isfinite(e) and e >= 0.0):
+        raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
+    return e, q
+
+
+def inner_dead_end(E: float, sigma_eps: float, n_eps: int, alpha_in: float, sequential=None) -> str | None:
+    """The one dead-end check of double smoothing (pipeline, planner and certify_double call it):
+    a one-line reason why the inner smoothing can NEVER certify radius E — even n_ε correct
+    samples out of n_ε do not reach θ = Φ(E/σ_ε) under the inner test (the fixed test:
+    ``α^(1/n_ε) < θ``, Fischer App. C.2; a sequential plan: its own best bound) — else None.
+    ``alpha_in`` is the inner tests' level (α_ε, or α_ε/n_γ with Bonferroni)."""
+    theta = inner_threshold(E, sigma_eps)
+    plan = sequential if isinstance(sequential, stats.SequentialPlan) else \
+        _inner_plan(sequential, int(n_eps), alpha_in, theta)
+    if stats.sequential_min_success_n(plan, theta) is not None:
+        return None
+    try:
+        need = stats.min_samples_for_radius(E, sigma_eps, alpha_in, n_max=10**8)
+    except SemsmoothError:
+        need = None
+    more = f"; needs n_eps >= {need}" if need else "; lower E or raise sigma_eps"
+    return (f"E = {E:g} is out of reach of the inner smoothing (it can never be certified): "
+            f"Phi(E/sigma_eps) = {theta:.4f} > alpha_eps^(1/n_eps) = {stats.cp_lower(int(n_eps), int(n_eps), alpha_in):.4f} "
+            f"(sigma_eps {sigma_eps:g}, n_eps {n_eps}, alpha {alpha_in:.3g}){more}")
 
 
 def _inner_plan(sequential, n_eps: int, alpha_in: float, theta: float) -> stats.SequentialPlan:

@@ -134,11 +134,16 @@ def flags_from_args(args) -> dict:
     return {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k, None) is not None}
 
 
-def config_from_args(args):
+def resolve_args(args):
     """``(CertifyConfig, provenance)`` of the command line (flag > model card > default)."""
     from semsmooth_core.runs.config import resolve
 
     return resolve(flags_from_args(args))
+
+
+def config_from_args(args) -> dict:
+    """The pipeline dict of the command line (validated; ``resolve_args(args)[0].to_dict()``)."""
+    return resolve_args(args)[0].to_dict()
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
@@ -293,7 +298,7 @@ def run(args, progress):
         raise SemsmoothError("--shards only applies with --ray")
     if args.name is not None and args.db is None and args.ray is None:
         raise SemsmoothError("--name names a run in the results store: add --db PATH (or --ray)")
-    cfg, sources = config_from_args(args)
+    cfg, sources = resolve_args(args)
     config = cfg.to_dict()
     indices = select_indices(config, args.indices)
     shown = {"config_sources": sources}

@@ -171,7 +171,8 @@ def _collect(flags: Mapping, card: Mapping | None, source: str) -> tuple[dict, d
         from semsmooth_core import transforms
 
         t = transforms.get(values["transform"])
-        values["sigma_gamma"] = float(t.default_sigma[0]) if t.dim == 1 else list(t.default_sigma)
+        if t.composable:   # (a transform that does not compose goes to GSmooth: σ₁ from its card)
+            values["sigma_gamma"] = float(t.default_sigma[0]) if t.dim == 1 else list(t.default_sigma)
     return values, prov, extra, card
 
 

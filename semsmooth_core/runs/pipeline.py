@@ -45,7 +45,7 @@ import torch
 from semsmooth_core import smoothing
 from semsmooth_core.progress import Stage
 from semsmooth_core.runs import config as config_mod
-from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
+from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_n0_n, check_sigma
 
 SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
 
@@ -162,7 +162,6 @@ def validate_config(config: dict, need_model: bool = True) -> dict:
     if t is not None and c["smoothing"] != "gsmooth":
         sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else t.default_sigma
         smoothing.parse_sigma(sg, t.dim)
-    n0 = check_count("n0", c["n0"])
     if c["smoothing"] in ("double", "ksmooth", "noise"):
         sig = c["sigma_eps"]
         for s in (sig if isinstance(sig, (list, tuple)) else [sig]):
@@ -171,9 +170,10 @@ def validate_config(config: dict, need_model: bool = True) -> dict:
     n_e = c["n_eps"]
     for v in (n_e if isinstance(n_e, (list, tuple)) else [n_e]):
         check_count("n_eps", v)
-    main_n = n_e if c["smoothing"] == "noise" else n_g
-    if c["smoothing"] != "ksmooth" and n0 > main_n:
-        raise SemsmoothError(f"n0 ({n0}) must not exceed {'n_eps' if c['smoothing'] == 'noise' else 'n_gamma'} ({main_n})")
+    if c["smoothing"] == "ksmooth":
+        check_count("n0", c["n0"])
+    else:
+        check_n0_n(c["n0"], n_e if c["smoothing"] == "noise" else n_g, "n" if c["smoothing"] == "noise" else "n_gamma")
     for k in ("alpha_gamma", "alpha_eps", "alpha_E"):
         av = c[k]
         for v in (av if isinstance(av, (list, tuple)) else [av]):
@@ -190,17 +190,15 @@ def validate_config(config: dict, need_model: bool = True) -> dict:
             if c["E"] is None or c["q_E_lower"] is None:
                 raise SemsmoothError("double smoothing needs E and q_E_lower (or estimate_E)")
             qs = c["q_E_lower"] if isinstance(c["q_E_lower"], (list, tuple)) else [c["q_E_lower"]]
+            Es = c["E"] if isinstance(c["E"], (list, tuple)) else [c["E"]]
+            for E in Es:
+                smoothing.check_E(E, 1.0)
             for q in qs:
-                if not (0.0 < float(q) <= 1.0):
-                    raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q!r}")
+                smoothing.check_E(0.0, q)
             if c["smoothing"] == "double":
-                E = float(c["E"])
-                if not (math.isfinite(E) and E >= 0):
-                    raise SemsmoothError(f"E must be a finite number >= 0, got {c['E']!r}")
                 a_in = float(c["alpha_eps"]) / (n_g if c["inner_mode"] == "bonferroni" else 1)
-                from semsmooth_core import planner
-
-                msg = planner.dead_end(E, float(c["sigma_eps"]), int(n_e), a_in)
+                msg = smoothing.inner_dead_end(float(c["E"]), float(c["sigma_eps"]), int(n_e), a_in,
+                                               c["sequential"])
                 if msg:
                     raise SemsmoothError(msg)
         if c["inner_mode"] not in ("lemma", "bonferroni"):
@@ -460,12 +458,7 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     indices = [int(i) for i in indices]
     model, card, pp, device, pp_spec = load_setup(c)
     c["preprocess"] = pp_spec
-    meta: dict = {}
-    if c["smoothing"] == "gsmooth":
-        filled = gsmooth_defaults(c, card)
-        c.update({k: v for k, v in filled.items() if not k.endswith("_from")})
-        if filled:
-            meta["gsmooth_defaults"] = filled
+    meta: dict = {}   # (GSmooth's σ₁, σ₂ defaults are filled in by config.resolve, with their source)
     if c["smoothing"] in ("double", "ksmooth") and c["estimate_E"]:
         if on_stage:
             on_stage(Stage.E_ESTIMATE)
