@@ -225,8 +225,10 @@ def resolve_form(values: Mapping, card: Mapping | None = None, *, need_model: bo
     base, _, _, card = _collect({k: values[k] for k in STRUCTURAL if k in values}, card, "flag")
     flags = {}
     for k, v in values.items():
-        if k in STRUCTURAL or k not in DEFAULTS:
+        if k not in DEFAULTS or (k in STRUCTURAL and not _same(v, DEFAULTS[k])):
             flags[k] = v
+        elif k in STRUCTURAL:
+            continue
         elif k == "attacker_range" and base["smoothing"] not in ("noise", "gsmooth"):
             from semsmooth_core import transforms
 
