@@ -15,7 +15,7 @@ from semsmooth_core.gsmooth.surrogate import load_surrogate
 from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
 from semsmooth_core.transforms import get
-from semsmooth_core.transforms.photometric import box_halfwidth
+from semsmooth_core.smoothing import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
 
 N_SHOW = 6

@@ -41,7 +41,7 @@ from semsmooth_core.models import load_model  # noqa: E402
 from semsmooth_core.repro import environment, seed_everything  # noqa: E402
 from semsmooth_core.smoothing import certify_transform  # noqa: E402
 from semsmooth_core.transforms import get  # noqa: E402
-from semsmooth_core.transforms.photometric import box_halfwidth  # noqa: E402
+from semsmooth_core.smoothing import box_halfwidth  # noqa: E402
 
 # stated radii per transformation (transform units), chosen on the scale of what the method certifies
 NONRES_RADII = {"zoom_blur": [0.0, 0.01, 0.02, 0.03], "defocus_blur": [0.0, 0.1, 0.15, 0.3],
