@@ -186,7 +186,7 @@ if "gs_grid" in st.session_state:
                      title=f"{get(gname).label}: certified accuracy at radius {gr:g} {get(gname).units[0]}")
     st.plotly_chart(hm, width="stretch")
     st.caption("Small n and few images: a demonstration of the trade-off (larger σ₂ lowers M but also the "
-               "accuracy of the base classifier), not a benchmark — see scripts/gsmooth_tables.py.")
+               "accuracy of the base classifier), not a benchmark — see benchmarks/gsmooth_tables.py.")
 
 st.subheader("Resolvable: brightness + contrast (closed-form radius)")
 st.markdown(

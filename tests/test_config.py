@@ -43,7 +43,8 @@ def test_every_shipped_model_gets_its_cards_sigma_eps_and_preprocessing(name):
     if want_se:
         assert cfg.sigma_eps == pytest.approx(float(want_se)) and src["sigma_eps"] == "card"
     else:
-        assert cfg.sigma_eps == rc.SIGMA_EPS_FALLBACK and src["sigma_eps"] == "default"
+        fallback = rc.SIGMA_EPS_FALLBACK_AUDIO if card.get("modality") == "audio" else rc.SIGMA_EPS_FALLBACK
+        assert cfg.sigma_eps == fallback and src["sigma_eps"] == "default"
     assert cfg.preprocess == want_pp
     said = card.get("preprocess") or aug.get("preprocess")
     assert src["preprocess"] == ("card" if said else "default")

@@ -23,7 +23,7 @@ from semsmooth_core.validation import SemsmoothError
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mnist_cnn_noise025"
 FAST = ["--model", MODEL, "--smoothing", "noise", "--n0", "5", "--n", "30", "--seed", "7", "--batch-size", "64"]
-SLOW = ["--model", MODEL, "--smoothing", "noise", "--n0", "20", "--n", "3000", "--seed", "7", "--batch-size", "500"]
+SLOW = ["--model", MODEL, "--smoothing", "noise", "--n0", "20", "--n", "2000", "--seed", "7", "--batch-size", "500"]
 
 
 def _env():
@@ -98,7 +98,7 @@ def _start_cli(db, indices, name):
 
 def test_cli_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "runs.sqlite"
-    proc = _start_cli(db, "0:40", "killed")
+    proc = _start_cli(db, "0:12", "killed")
     store = Store(db)
     try:
         assert _wait(lambda: db.exists() and store.list_runs() and store.list_runs()[0]["done"] >= 1, 240)
@@ -107,19 +107,19 @@ def test_cli_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
         proc.wait()
     rid = store.find_run("killed")
     kept = store.rows(rid)
-    if len(kept) == 40:
+    if len(kept) == 12:
         pytest.skip("the run finished before it could be killed")
     assert store.get_run(rid)["status"] == "running"           # the killed process said nothing
     resumed = _cli("--resume", "killed", "--db", str(db), timeout=600)
     assert resumed["status"] == "done" and resumed["skipped"] == len(kept)
     assert _strip(resumed["rows"][:len(kept)]) == _strip(kept)  # nothing lost, nothing redone
-    fresh = _cli(*SLOW, "--indices", "0:40", timeout=600)      # no store: the same rows
+    fresh = _cli(*SLOW, "--indices", "0:12", timeout=600)      # no store: the same rows
     assert _strip(resumed["rows"]) == _strip(fresh["rows"])
 
 
 def test_cli_cancelled_keeps_rows_then_resumes(tmp_path):
     db = tmp_path / "runs.sqlite"
-    proc = _start_cli(db, "0:40", "cancelled")
+    proc = _start_cli(db, "0:12", "cancelled")
     store = Store(db)
     assert _wait(lambda: db.exists() and store.list_runs() and store.list_runs()[0]["done"] >= 1, 240)
     rid = store.find_run("cancelled")
@@ -129,10 +129,10 @@ def test_cli_cancelled_keeps_rows_then_resumes(tmp_path):
     d = json.loads(out)
     if d["status"] == "done":
         pytest.skip("the run finished before the cancel flag was read")
-    assert d["status"] == "cancelled" and 1 <= d["n"] < 40
+    assert d["status"] == "cancelled" and 1 <= d["n"] < 12
     assert store.get_run(rid)["status"] == "cancelled" and len(store.rows(rid)) == d["n"]
     resumed = _cli("--resume", str(rid), "--db", str(db), timeout=600)
-    assert resumed["status"] == "done" and [r["index"] for r in resumed["rows"]] == list(range(40))
+    assert resumed["status"] == "done" and [r["index"] for r in resumed["rows"]] == list(range(12))
 
 
 def test_failures_are_recorded_with_one_line_and_rows_stay(tmp_path):

@@ -37,6 +37,14 @@ from semsmooth_core.validation import SemsmoothError
 SOURCES = ("flag", "card", "default", "derived")
 SIGMA_EPS_FALLBACK = 0.25
 """σ_ε when neither a flag nor the model card gives one (pixel scale [0,1])."""
+SIGMA_EPS_FALLBACK_AUDIO = 0.01
+"""The same for audio (waveform scale [-1,1): 0.25 there would drown a clip)."""
+
+
+def _audio(values: Mapping, card: Mapping | None) -> bool:
+    """An audio run: a speech dataset, an audio model card or the volume transform."""
+    return (values.get("dataset") == "speech-words" or (card or {}).get("modality") == "audio"
+            or (values.get("smoothing") != "noise" and values.get("transform") == "volume"))
 
 
 @dataclass
@@ -158,6 +166,8 @@ def _collect(flags: Mapping, card: Mapping | None, source: str) -> tuple[dict, d
     # the model card
     if "sigma_eps" not in flags and cards.sigma_eps(card) is not None:
         put("sigma_eps", cards.sigma_eps(card), "card")
+    elif "sigma_eps" not in flags and _audio(values, card):
+        put("sigma_eps", SIGMA_EPS_FALLBACK_AUDIO, "default")
     if not _given(flags.get("preprocess")):
         pp = cards.preprocess(card)
         put("preprocess", pp if pp else "none", "card" if pp else "default")

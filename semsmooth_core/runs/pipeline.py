@@ -330,7 +330,7 @@ def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None
 RESOLVABLE_SCALES = {"exp": 1.0, "uniform": 4.0, "folded_gaussian": 1.5}
 """Default scale (px², kernel variance) of each smoothing distribution for the resolvable Gaussian
 blur when sigma_gamma is not given: the settings of the README's GSmooth table
-(``scripts/gsmooth_tables.py``); all keep the mass beyond the transform's range [0, 16] px² < 1e-6."""
+(``benchmarks/gsmooth_tables.py``); all keep the mass beyond the transform's range [0, 16] px² < 1e-6."""
 
 
 def gsmooth_defaults(c: dict, card: dict | None) -> dict:

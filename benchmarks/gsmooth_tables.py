@@ -11,9 +11,9 @@ Table 2 form: empirical accuracy under a search of the REAL transformation insid
 radius (grid + random, worst of k, PREDICT) beside certified accuracy, and every certified input
 that broke.
 
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py            # ~5-13 min on the shared 2-core CPU
-    python scripts/gsmooth_tables.py --images 12 --n 300 --attack-images 6   # ~2 min
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections photometric  # only those rows (~2 min),
+    OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables            # ~5-13 min on the shared 2-core CPU
+    python -m benchmarks.gsmooth_tables --images 12 --n 300 --attack-images 6   # ~2 min
+    OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables --sections photometric  # only those rows (~2 min),
                                                     # merged into the existing --out JSON / --md table
 
 Writes JSON (``--out``) and prints the two tables as Markdown.
@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from semsmooth_core.data.embedded import embedded_mnist  # noqa: E402
 from semsmooth_core.gsmooth.experiments import accuracy_at, attack_rows, certify_rows  # noqa: E402
