@@ -23,7 +23,7 @@ from semsmooth_core.validation import SemsmoothError
 REPO = Path(__file__).resolve().parents[1]
 MODEL = "mnist_cnn_noise025"
 FAST = ["--model", MODEL, "--smoothing", "noise", "--n0", "5", "--n", "30", "--seed", "7", "--batch-size", "64"]
-SLOW = ["--model", MODEL, "--smoothing", "noise", "--n0", "20", "--n", "2000", "--seed", "7", "--batch-size", "500"]
+SLOW = ["--model", MODEL, "--smoothing", "noise", "--n0", "20", "--n", "1500", "--seed", "7", "--batch-size", "500"]
 
 
 def _env():
@@ -96,9 +96,10 @@ def _start_cli(db, indices, name):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=_env())
 
 
+@pytest.mark.slow  # three CLI processes of 10 inputs each (~30 s on an idle 2-core machine)
 def test_cli_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
     db = tmp_path / "runs.sqlite"
-    proc = _start_cli(db, "0:12", "killed")
+    proc = _start_cli(db, "0:10", "killed")
     store = Store(db)
     try:
         assert _wait(lambda: db.exists() and store.list_runs() and store.list_runs()[0]["done"] >= 1, 240)
@@ -107,19 +108,20 @@ def test_cli_killed_then_resumed_equals_an_uninterrupted_run(tmp_path):
         proc.wait()
     rid = store.find_run("killed")
     kept = store.rows(rid)
-    if len(kept) == 12:
+    if len(kept) == 10:
         pytest.skip("the run finished before it could be killed")
     assert store.get_run(rid)["status"] == "running"           # the killed process said nothing
     resumed = _cli("--resume", "killed", "--db", str(db), timeout=600)
     assert resumed["status"] == "done" and resumed["skipped"] == len(kept)
     assert _strip(resumed["rows"][:len(kept)]) == _strip(kept)  # nothing lost, nothing redone
-    fresh = _cli(*SLOW, "--indices", "0:12", timeout=600)      # no store: the same rows
+    fresh = _cli(*SLOW, "--indices", "0:10", timeout=600)      # no store: the same rows
     assert _strip(resumed["rows"]) == _strip(fresh["rows"])
 
 
+@pytest.mark.slow  # two CLI processes of 10 inputs each
 def test_cli_cancelled_keeps_rows_then_resumes(tmp_path):
     db = tmp_path / "runs.sqlite"
-    proc = _start_cli(db, "0:12", "cancelled")
+    proc = _start_cli(db, "0:10", "cancelled")
     store = Store(db)
     assert _wait(lambda: db.exists() and store.list_runs() and store.list_runs()[0]["done"] >= 1, 240)
     rid = store.find_run("cancelled")
@@ -129,10 +131,10 @@ def test_cli_cancelled_keeps_rows_then_resumes(tmp_path):
     d = json.loads(out)
     if d["status"] == "done":
         pytest.skip("the run finished before the cancel flag was read")
-    assert d["status"] == "cancelled" and 1 <= d["n"] < 12
+    assert d["status"] == "cancelled" and 1 <= d["n"] < 10
     assert store.get_run(rid)["status"] == "cancelled" and len(store.rows(rid)) == d["n"]
     resumed = _cli("--resume", str(rid), "--db", str(db), timeout=600)
-    assert resumed["status"] == "done" and [r["index"] for r in resumed["rows"]] == list(range(12))
+    assert resumed["status"] == "done" and [r["index"] for r in resumed["rows"]] == list(range(10))
 
 
 def test_failures_are_recorded_with_one_line_and_rows_stay(tmp_path):
