@@ -1,4 +1,4 @@
-"""scripts/certify_tables.py end to end on two digits with small n's: the table row, continuing an
+"""benchmarks/certify_tables.py end to end on two digits with small n's: the table row, continuing an
 unfinished row without certifying its finished images again, and CPU and GPU rows side by side."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(not (REPO / "assets" / "models" / f"{MODEL}.pt")
 
 
 def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "scripts/certify_tables.py", "--model", MODEL, "--transforms", "rotation",
+    cmd = [sys.executable, "-m", "benchmarks.certify_tables", "--model", MODEL, "--transforms", "rotation",
            "--interpolations", "bicubic", "--indices", "0,500", "--n0", "5", "--n-gamma", "10",
            "--n-eps", "100", "--E-samples", "300", "--q", "0.9", "--out", str(out), *extra]
     got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
