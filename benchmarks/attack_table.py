@@ -7,11 +7,11 @@ certified radius; breaks are listed). Library calls: ``semsmooth_core.attacks.at
 Sections (each a separate run that fits a few minutes on one CPU core; results merge into
 ``benchmarks/results/attack_table.json`` and ``.md``):
 
-    OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section rotation --n 20
-    OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section rotation_double --n 10
-    OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section translation --n 10
-    OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section gsmooth --n 12
-    OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section audio --n 12
+    OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section rotation --n 20
+    OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section rotation_double --n 10
+    OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section translation --n 10
+    OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section gsmooth --n 12
+    OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section audio --n 12
 
 Inputs are evenly spaced over the held-out split (MNIST: 1,000 digits; speech-words: 200 clips).
 """
@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from semsmooth_core.attacks import attack_inputs, soundness_check  # noqa: E402
 
@@ -199,7 +198,7 @@ def main() -> None:
         return
     if a.section is None:
         ap.error("--section is required (or --markdown-only)")
-    cmd = f"OMP_NUM_THREADS=1 python benchmarks/attack_table.py --section {a.section} --n {a.n}"
+    cmd = f"OMP_NUM_THREADS=1 python -m benchmarks.attack_table --section {a.section} --n {a.n}"
     new = section(a.section, a.n)
     for e in new:
         e["command"] = cmd

@@ -1,7 +1,7 @@
 """Cost of the sound GSmooth radius (gsmooth/sound.py: radius_real) next to the surrogate estimate's extra
 work (estimate_M + surrogate_error at certify_gsmooth's grids), per input, on held-out MNIST digits.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_gsmooth_sound.py --images 10 --repeats 3
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_gsmooth_sound --images 10 --repeats 3
 
 p̲_A is fixed (``--p``) so that only the radius computation is timed; medians over repeats and digits.
 Writes benchmarks/results/gsmooth_sound_timing.json. Timings on a shared CPU are noisy.
@@ -19,7 +19,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from semsmooth_core.data.embedded import embedded_mnist  # noqa: E402
 from semsmooth_core.gsmooth import sound  # noqa: E402

@@ -16,7 +16,7 @@ sequential count measured in the README (~9,500 at 28×28; the ratio against it 
 At 28×28 one real ``certify_double`` of one digit is timed as well, to check the extrapolation.
 Medians of ``--repeats`` runs; the machine may be shared (timings are noisy).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_input_E.py
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_input_E
 
 Writes ``benchmarks/results/input_E_cost.json``.
 """
@@ -34,7 +34,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def _fwd_seconds_per_input(model, x, batch, batches, sigma):
@@ -136,7 +135,7 @@ def main() -> None:
     results["cases"].append(_case(f"224x224 photo {a.photo} (untrained resnet18)", net, x, setup2, plan, cfg2,
                                   a.repeats, 16, 3))
     results["environment"] = environment()
-    results["command"] = "OMP_NUM_THREADS=1 python benchmarks/bench_input_E.py " + " ".join(sys.argv[1:])
+    results["command"] = "OMP_NUM_THREADS=1 python -m benchmarks.bench_input_E " + " ".join(sys.argv[1:])
     results["max_ratio_fixed"] = max(c["ratio_fixed"] for c in results["cases"])
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(results, indent=1, default=float))

@@ -12,8 +12,8 @@ its β batched, one CPU thread) and reports per (β, x):
   (CPU time, not wall time: the benchmark machine is shared and wall time includes waiting);
   ``wall_seconds_per_pair`` likewise.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_worst_case.py            # all rows
-    python benchmarks/bench_worst_case.py --rows rotation:bicubic --n-x 2 --n-beta 3
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_worst_case            # all rows
+    python -m benchmarks.bench_worst_case --rows rotation:bicubic --n-x 2 --n-beta 3
 
 Writes benchmarks/results/worst_case_bound.json.
 """
@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from semsmooth_core import errors as E  # noqa: E402
 from semsmooth_core import worstcase as WC  # noqa: E402
@@ -120,7 +119,7 @@ def main(argv=None) -> int:
         print(f"{tr:12s} {ip:9s} ratio(dense) median {r['ratio_dense_median']:.3f} q95 {r['ratio_dense_q95']:.3f}  "
               f"own {r['ratio_own_median']:.3f}  cells {r['cells_median']:.0f}  "
               f"{r['cpu_seconds_per_pair']:.3f} s CPU/pair", flush=True)
-    out = {"command": "python benchmarks/bench_worst_case.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    out = {"command": "python -m benchmarks.bench_worst_case " + " ".join(argv if argv is not None else sys.argv[1:]),
            "what": "sound upper bound on max over gamma in C of ||eps(beta, gamma, x)||_2 (worstcase.max_eps_upper) "
                    "vs the largest exact value on a dense gamma grid; one CPU thread; CPU seconds per (beta, x)",
            "machine_note": "shared 2-core machine (other jobs running): CPU time is reported as the primary timing",

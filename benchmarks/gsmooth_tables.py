@@ -18,7 +18,7 @@ that broke.
     python -m benchmarks.gsmooth_tables --images 12 --n 300 --attack-images 6   # ~2 min
     OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables --sections photometric  # only those rows (~2 min),
                                                     # merged into the existing --out JSON / --md table
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections nonresolvable --transforms zoom_blur,defocus_blur
+    OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables --sections nonresolvable --transforms zoom_blur,defocus_blur
                                                     # only those GSmooth rows; the other rows are kept
 
 Writes JSON (``--out``) and prints the two tables as Markdown.

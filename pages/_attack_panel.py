@@ -175,7 +175,7 @@ def attack_curves() -> None:
 
     st.subheader("Empirical robustness beside certificates")
     if not RESULTS.exists():
-        st.caption("No attack results yet: run `python benchmarks/attack_table.py`.")
+        st.caption("No attack results yet: run `python -m benchmarks.attack_table`.")
         return
     try:
         data = json.loads(RESULTS.read_text())

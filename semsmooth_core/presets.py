@@ -8,7 +8,7 @@ every preset matches its README row.
 
 - :func:`transform_defaults` ``(name) -> {"sigma_gamma", "C"}``: the settings of the paper's
   MNIST tables where the README has a row for the transformation (rotation 30°/±30°,
-  translation 4 px/±4 px per axis, ``scripts/certify_tables.py`` ``CONFIGS``), else the
+  translation 4 px/±4 px per axis, ``benchmarks/certify_tables.py`` ``CONFIGS``), else the
   transformation's own defaults from the registry.
 - :data:`PRESETS` and :func:`get` / :func:`for_page`: one :class:`Preset` per README row a
   classroom is likely to want; :meth:`Preset.config` is a ``runs.pipeline`` config (E filled in
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from semsmooth_core.paths import REPO_ROOT
 from semsmooth_core.validation import SemsmoothError
 
-# σ_γ and C (half-width per axis) of the README's Fischer Tables 2/3 rows (scripts/certify_tables.py
+# σ_γ and C (half-width per axis) of the README's Fischer Tables 2/3 rows (benchmarks/certify_tables.py
 # CONFIGS) and the README's audio table (benchmarks/audio_volume.py defaults).
 TABLE_SETTINGS = {"rotation": (30.0, 30.0), "translation": (4.0, 4.0), "volume": (3.0, 3.0)}
 
@@ -90,14 +90,14 @@ PRESETS: tuple[Preset, ...] = (
            {**_FISCHER, "model": "mnist_cnn_rot_vg_noise030", "transform": "rotation", "interpolation": "bilinear",
             "preprocess": "vignette+gauss:5:1", "sigma_gamma": 30.0, "attacker_range": [[-30.0, 30.0]]},
            ("| rotation | bil. | vignette+gauss:5:1 | 0.375 |",),
-           "scripts/certify_tables.py --model mnist_cnn_rot_vg_noise030 --transforms rotation "
+           "benchmarks/certify_tables.py --model mnist_cnn_rot_vg_noise030 --transforms rotation "
            "--interpolations bilinear --E-json benchmarks/results/certify_rotation_vg.E.json",
            E_file="benchmarks/results/certify_rotation_vg.E.json"),
     Preset("fischer_translation_bicubic", "Fischer Table 3: translation, bicubic", "certify",
            {**_FISCHER, "model": "mnist_cnn_trans_g_noise030", "transform": "translation", "interpolation": "bicubic",
             "preprocess": "gauss:5:1", "sigma_gamma": [4.0, 4.0], "attacker_range": [[-4.0, 4.0], [-4.0, 4.0]]},
            ("| translation | bic. | gauss:5:1 | 0.321 |",),
-           "scripts/certify_tables.py --model mnist_cnn_trans_g_noise030 --transforms translation "
+           "benchmarks/certify_tables.py --model mnist_cnn_trans_g_noise030 --transforms translation "
            "--interpolations bicubic",
            E_file="benchmarks/results/certify_tables.E.translation_bicubic_gauss-5-1.json"),
     Preset("cohen_sigma025", "Cohen σ = 0.25 (Gaussian noise)", "certify",
@@ -116,7 +116,7 @@ PRESETS: tuple[Preset, ...] = (
            {"smoothing": "gsmooth", "dataset": "mnist", "model": "gsmooth_zoom_blur_cnn", "transform": "zoom_blur",
             "sigma_gamma": 0.2, "sigma2": 0.5, "n0": 20, "n_gamma": 500, "alpha_gamma": 0.001},
            ("| zoom blur | σ₁ = 0.2 |", "n0 = 20, n = 500, α = 0.001", "augmented noise σ₂ = 0.5"),
-           "scripts/gsmooth_tables.py"),
+           "benchmarks/gsmooth_tables.py"),
 )
 
 _BY_KEY = {p.key: p for p in PRESETS}

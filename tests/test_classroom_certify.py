@@ -138,11 +138,8 @@ def test_every_preset_names_a_readme_row_and_its_E_file():
             assert c["E"] == pytest.approx(E_in_row, abs=6e-4), p.key  # the row prints E to 3 digits
             assert 0.9 < c["q_E_lower"] <= 1
     # the table script's settings (σ_γ, C) are the per-transform defaults of the page
-    import importlib.util
+    from benchmarks import certify_tables as ct
 
-    spec = importlib.util.spec_from_file_location("ct", REPO / "scripts" / "certify_tables.py")
-    ct = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ct)
     for name, cfg in ct.CONFIGS.items():
         d = presets.transform_defaults(name)
         assert (d["sigma_gamma"], d["C"]) == (cfg["sigma_gamma"], cfg["C"])

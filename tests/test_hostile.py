@@ -636,7 +636,7 @@ def test_7_zero_byte_and_missing_stores_are_never_created_by_reads(tmp_path, cap
                  ("certify", "--model", "m", "--resume", "1", "--db", empty)):
         code, out, err = cli(capsys, *argv)
         assert code == 2 and one_line(err) and "0 bytes" in err, (argv, err)
-    code, out, err = cli(capsys, "certify", "--model", "m", "--smoothing", "noise", "--db", empty, "--indices", "0:1")
+    code, out, err = cli(capsys, "certify", "--model", "mnist_cnn_noise025", "--smoothing", "noise", "--db", empty, "--indices", "0:1")
     assert code == 2 and "0 bytes" in err
     assert empty.stat().st_size == 0
     missing = tmp_path / "nothing.sqlite"
