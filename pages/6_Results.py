@@ -27,6 +27,8 @@ from PIL import Image
 from pages._shared import (cached_dataset, checked_data_root, data_options, ensure_worker, fmt, hint, model_ref,
                            seed, show_error, tensor_to_image)
 from semsmooth_core.data.uploads import limit_text
+from semsmooth_core.models import cards
+from semsmooth_core.runs import config as run_config
 from semsmooth_core.runs import jobs
 from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
 from semsmooth_core.runs.summary import accuracy_curve, n_ceiling, radius_grid, summarize, table_row
@@ -53,16 +55,31 @@ store.reap()
 
 
 # --------------------------------------------------------------------------- new run
+D = run_config.DEFAULTS  # every default of a certification: the CLI's, the Certify page's and this form's
+
+
 def _config(sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
-    """The certify options of a Gaussian-smoothing run of the sidebar's model and dataset."""
+    """The certify options of a Gaussian-smoothing run of the sidebar's model and dataset, resolved
+    as the CLI resolves them (runs.config: what is left at its default keeps its card/default source)."""
     ref = model_ref()
-    cfg = {"dataset": st.session_state.get("dataset", "mnist"), "split": "heldout",
-           "root": checked_data_root(), "model": ref[0] if ref else None, **data_options(),
-           "smoothing": "noise", "transform": None, "interpolation": "bilinear", "sigma_gamma": None,
-           "sigma_eps": sigma, "E": None, "q_E_lower": None, "n0": n0, "n_gamma": None, "n_eps": n,
-           "alpha_gamma": alpha, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,  # noise: α = alpha_gamma
-           "sequential": False, "batch_size": bs, "seed": seed(), "device": "auto"}
-    return cfg
+    values = {"dataset": st.session_state.get("dataset", D["dataset"]), "split": "heldout",
+              "root": checked_data_root(), "model": ref[0] if ref else None, **data_options(),
+              "smoothing": "noise", "sigma_eps": sigma, "n0": n0, "n": n, "alpha": alpha, "batch_size": bs,
+              "seed": seed(), "device": "auto"}
+    if not values["model"]:
+        raise SemsmoothError("no model selected in the sidebar")
+    cfg, _ = run_config.resolve_form(values)  # reads the model's card itself
+    return cfg.to_dict()
+
+
+def _sigma_default() -> float:
+    """σ of a new run: the sidebar model's training noise (its card), else the config's fallback."""
+    ref = model_ref()
+    try:
+        card = cards.card_of(ref[0]) if ref and not ref[1] else {}
+    except SemsmoothError:
+        card = {}
+    return float(cards.sigma_eps(card) or run_config.SIGMA_EPS_FALLBACK)
 
 
 with st.expander("Start a new background run", expanded=False):
@@ -73,20 +90,19 @@ with st.expander("Start a new background run", expanded=False):
         c1, c2, c3, c4 = st.columns(4)
         n_inputs = c1.number_input("Inputs", 1, 100000, 20, help="how many dataset inputs")
         start = c2.number_input("First index", 0, 10**7, 0)
-        sigma = c3.number_input("σ (pixel scale [0,1])", 0.01, 10.0, 0.25, 0.05, format="%.3f", help=hint("sigma"))
-        alpha = c4.number_input("α", 1e-6, 0.5, 0.001, format="%.4f", help=hint("alpha"))
+        sigma = c3.number_input("σ (pixel scale [0,1])", 0.01, 10.0, _sigma_default(), 0.05, format="%.3f",
+                                help=hint("sigma", "Default: the sidebar model's training noise (its card)."))
+        alpha = c4.number_input("α", 1e-6, 0.5, float(D["alpha"]), format="%.4f", help=hint("alpha"))
         c5, c6, c7, c8 = st.columns(4)
-        n0 = c5.number_input("n0 (selection)", 1, 10**6, 100, help=hint("n0"))
-        n = c6.number_input("n (estimation)", 1, 10**7, 1000, help=hint("n"))
-        bs = c7.number_input("Batch size", 1, 100000, 500)
+        n0 = c5.number_input("n0 (selection)", 1, 10**6, int(D["n0"]), help=hint("n0"))
+        n = c6.number_input("n (estimation)", 1, 10**7, int(D["n"]), help=hint("n"))
+        bs = c7.number_input("Batch size", 1, 100000, int(D["batch_size"]))
         name = c8.text_input("Name", "")
         spread = st.checkbox("Spread the inputs evenly over the dataset split (else consecutive from the first index)",
                              value=True)
         if st.form_submit_button("Start run", type="primary"):
             try:
                 cfg = _config(float(sigma), int(n0), int(n), float(alpha), int(bs))
-                if not cfg["model"]:
-                    raise SemsmoothError("no model selected in the sidebar")
                 if spread:  # evenly over the split (the embedded MNIST split is sorted by class)
                     size = len(cached_dataset(cfg["dataset"], cfg["split"], cfg["root"] or "")[1])
                     idx = sorted({int(v) for v in np.linspace(int(start), size - 1, int(n_inputs))})

@@ -201,6 +201,14 @@ def test_results_page_starts_background_run(results_db):
     assert not at.exception, at.exception
     new = [r for r in store.list_runs() if r["id"] not in before]
     assert len(new) == 1 and new[0]["total"] == 3 and new[0]["params"]["smoothing"] == "noise"
+    # the form's defaults are the one config's: σ from the sidebar model's card, n0/n/α/batch from runs.config
+    from semsmooth_core.models import cards
+    from semsmooth_core.runs.config import DEFAULTS
+
+    params = new[0]["params"]
+    card_sigma = cards.sigma_eps(cards.card_of(params["model"]))
+    assert card_sigma is not None and params["sigma_eps"] == pytest.approx(card_sigma)
+    assert (params["n0"], params["n"], params["alpha"]) == (DEFAULTS["n0"], DEFAULTS["n"], DEFAULTS["alpha"])
     # the worker runs it in the background (SEMSMOOTH_RUNNER = the test runner); wait for the end
     import time
 
