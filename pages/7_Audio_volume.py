@@ -12,6 +12,8 @@ import torch
 from pages import _guarantee as gu
 from pages._shared import cached_model, end_work, hint, progress_callback, show_error, start_work, stopped_notice
 from pages._attack_panel import attack_panel
+from semsmooth_core.models import cards
+from semsmooth_core.runs import config as run_config
 from semsmooth_core import audio, errors, explain, transforms
 from semsmooth_core.data.speech import WORDS, embedded_speech
 from semsmooth_core.data.uploads import limit_text
@@ -57,7 +59,7 @@ try:
 except SemsmoothError as e:
     show_error(e)
     st.stop()
-classes = list(card.get("classes") or WORDS)
+classes = list(cards.class_names(card) or WORDS)
 
 
 @st.cache_data(show_spinner="Loading the held-out clips…")
@@ -170,7 +172,7 @@ st.caption(f"E = {E_val:.5f} with q̲_E = {qE_low:.4f} (α_E = 0.001, {est['n']}
 # --------------------------------------------------------------------------- certify
 st.subheader("Certify this clip against volume changes")
 k1, k2, k3, k4, k5 = st.columns(5)
-sigma_eps = k1.number_input("σ_ε — inner noise (waveform)", 0.001, 0.2, float(card.get("sigma_eps", 0.01)),
+sigma_eps = k1.number_input("σ_ε — inner noise (waveform)", 0.001, 0.2, float(cards.sigma_eps(card) or run_config.SIGMA_EPS_FALLBACK_AUDIO),
                             0.001, format="%.3f", key="av_sigma_eps",
                             help=hint("sigma_eps", "Here: noise on the waveform, in [-1, 1] units."))
 n0 = int(k2.number_input("n0", 1, 1000, 10, key="av_n0", help=hint("n0")))
@@ -182,7 +184,7 @@ made_with = (model_name, source, label, float(clip.sum()), sigma_g, c_half, q, n
              int(st.session_state.get("seed", 0)))
 pre = explain.diagnose_settings({"smoothing": "double", "E": E_val, "q_E_lower": qE_low, "sigma_eps": sigma_eps,
                                  "n_eps": n_eps, "alpha_eps": alpha, "alpha_E": 0.001, "n_gamma": n_gamma,
-                                 "alpha_gamma": alpha}, card.get("sigma_eps"))
+                                 "alpha_gamma": alpha}, cards.sigma_eps(card))
 gu.failures(pre, {"n_gamma": "av_ngamma", "n_eps": "av_neps", "sigma_eps": "av_sigma_eps"}, "av_pre")
 stopped_notice("av_certify")
 if st.button("Certify", key="av_certify", type="primary", disabled=any(f.kind in gu.BLOCKING for f in pre)):
