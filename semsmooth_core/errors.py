@@ -758,18 +758,6 @@ class WorstCase:
         return self.seconds / max(self.n, 1)
 
 
-def _cell_grid(C, cells: int, device):
-    """Cell centres ``[K,d]`` and half-widths ``[d]`` of a regular grid over the box C."""
-    axes, halves = [], []
-    for lo, hi in C:
-        w = (hi - lo) / cells
-        axes.append(torch.tensor([lo + (i + 0.5) * w for i in range(cells)], dtype=torch.float64))
-        halves.append(w / 2)
-    mesh = torch.meshgrid(*axes, indexing="ij")
-    centers = torch.stack([m.reshape(-1) for m in mesh], dim=1)
-    return centers.to(device), torch.tensor(halves, dtype=torch.float64, device=device)
-
-
 def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cells: int | None = None,
                extra_samples: int = 64, chunk: int = 512, device=None,
                progress: Callable[[int, int], None] | None = None, rel_tol: float = 0.25,
