@@ -50,7 +50,30 @@ def build_pages() -> list:
     return pages
 
 
-st.set_page_config(page_title="semsmooth", page_icon="🎲", layout="wide")
+# pages (url paths) that pick their own model and data: the sidebar leaves its pickers out (a
+# bare string here would be drawn on every page by Streamlit's "magic")
+OWN_PICKERS = {"audio_volume", "glossary"}
+
+
+def run_guarded(fn, where: str) -> None:
+    """Run ``fn``; an unexpected exception becomes one ``st.error`` line naming the log file with
+    its traceback (the browser never sees a traceback). ``st.stop``/``st.rerun`` pass through
+    (they are BaseExceptions)."""
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 - the last guard of a page
+        from semsmooth_core.errorlog import log_exception, one_line
+
+        try:
+            where_log = f"details in {log_exception(e, where)}"
+        except OSError:
+            where_log = "the error log could not be written"
+        st.error(f"{one_line(e)} ({where_log})", icon=":material/error:")
+
+
+# the icon is a file of ours: an emoji needs an emoji font, a ":material/…" page icon is fetched
+# from fonts.gstatic.com (nothing may be downloaded at run time)
+st.set_page_config(page_title="semsmooth", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
 nav = st.navigation(build_pages())
-sidebar()
-nav.run()
+run_guarded(lambda: sidebar(pickers=nav.url_path not in OWN_PICKERS), "sidebar")
+run_guarded(nav.run, f"page {getattr(nav, 'title', '')}")

@@ -5,7 +5,7 @@
    (``data/speech_words/train.npz``, rebuilt by ``scripts/synth_speech.py``; falls back to the
    held-out clips when absent, and says so), at the quantile ``--q``.
 2. Double smoothing over β (dB) with inner Gaussian noise on the waveform, through the same
-   runner as ``python -m semsmooth_core certify`` (``semsmooth_core.pipeline.certify_inputs``), on
+   runner as ``python -m semsmooth_core certify`` (``semsmooth_core.runs.pipeline.certify_inputs``), on
    evenly spaced held-out clips (speakers never used for training).
 3. The table row (Fischer Table 2 form): base accuracy, smoothed accuracy, radius percentiles
    25/50/75 (dB, over certified-correct clips), seconds per clip; and a baseline measured in the
@@ -56,7 +56,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     import semsmooth_core.data.speech as speech  # registers the dataset "speech-words"
-    from semsmooth_core import audio, pipeline, summary
+    from semsmooth_core import audio
+    from semsmooth_core.runs import pipeline, summary
     from semsmooth_core.models import load_model
     from semsmooth_core.repro import environment
 

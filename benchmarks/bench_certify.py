@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from semsmooth_core import pipeline, smoothing
+    from semsmooth_core import smoothing
+    from semsmooth_core.runs import pipeline
     from semsmooth_core.data.datasets import load_dataset
     from semsmooth_core.repro import environment
 

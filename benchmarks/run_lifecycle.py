@@ -25,10 +25,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from semsmooth_core import jobs  # noqa: E402
+from semsmooth_core.runs import jobs  # noqa: E402
 from semsmooth_core.repro import environment  # noqa: E402
 from semsmooth_core.runs import Store, progress_info  # noqa: E402
-from semsmooth_core.summary import summarize  # noqa: E402
+from semsmooth_core.runs.summary import summarize  # noqa: E402
 
 RADII = [0.0, 0.25, 0.5, 0.75]
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
+import torch
 
-from pages._shared import (current_model, generator, progress_callback, sample_picker, show_error,
-                           tensor_to_image)
+from pages._shared import (current_model, end_work, fmt, generator, hint, progress_callback, sample_picker,
+                           show_error, start_work, stopped_notice, tensor_to_image)
 from semsmooth_core import stats
 from semsmooth_core.smoothing import ABSTAIN, certify_noise, count_votes, gaussian_batch_maker, model_device
+from semsmooth_core.timing import estimate_seconds, format_duration, measure_seconds_per_forward
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
 
 UNIT = "l2, pixel scale [0,1]"
 N_GRID = 8      # noisy copies shown
 N_VOTES = 200   # votes in the bar chart
+CONFIRM_ABOVE_S = 180.0  # a certification estimated to take longer asks for a confirmation
 
 st.title("Smoothing basics")
 st.markdown(
@@ -34,13 +37,23 @@ with left:
     x, label, caption = sample_picker("sb_index")
     sigma_in = st.number_input("σ — noise standard deviation (pixel scale [0,1])", value=0.25,
                                step=0.05, format="%.3f", key="sb_sigma",
-                               help="Larger σ: larger possible radii, but noisier votes.")
+                               help=hint("sigma", "Larger σ: larger possible radii, but noisier votes. "
+                                                  "Pixels live in [0, 1], so σ above 1 drowns the image."))
 
 try:
     sigma = check_sigma(sigma_in, "σ")
 except SemsmoothError as e:
     show_error(e)
     st.stop()
+if sigma > 1.0:
+    st.warning(f"σ = {fmt(sigma)} is larger than the whole pixel range [0, 1]: every noisy copy is "
+               "essentially pure noise, so the votes say little about this image and the model "
+               "(trained with much smaller noise) mostly guesses. Typical values: 0.12–1.")
+train_sigma = (card or {}).get("sigma_eps", (card or {}).get("sigma"))
+if isinstance(train_sigma, (int, float)) and not isinstance(train_sigma, bool) and \
+        not 0.5 * train_sigma <= sigma <= 2 * train_sigma:
+    st.caption(f"The model was trained with noise σ = {fmt(train_sigma)}; far from that σ its votes "
+               "under noise are less reliable (the certificate stays valid, it is just smaller or abstains).")
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -55,7 +68,7 @@ def _noisy_and_votes(_x, x_key: str, sigma: float, seed: int, _model, model_key:
 
 
 with right:
-    st.subheader(f"{N_GRID} noisy copies x + N(0, σ²I), σ = {sigma:g}")
+    st.subheader(f"{N_GRID} noisy copies x + N(0, σ²I), σ = {fmt(sigma)}")
     try:
         noisy, counts = _noisy_and_votes(x, caption, sigma, int(st.session_state.get("seed", 0)),
                                          model, f"{st.session_state.get('model_name')}|{card and card.get('sha256')}")
@@ -80,11 +93,12 @@ st.divider()
 st.subheader("Certify")
 c1, c2, c3, c4 = st.columns(4)
 n0_in = c1.number_input("n0 — selection samples", min_value=1, value=100, step=50, key="sb_n0",
-                        help="Noisy copies used only to pick the top class.")
+                        help=hint("n0"))
 n_in = c2.number_input("n — estimation samples", min_value=1, value=1000, step=500, key="sb_n",
-                       help="Fresh noisy copies used to bound p_A; more samples, larger radii.")
+                       help=hint("n", "More samples raise the ceiling and tighten p̲_A, but only when most votes "
+                                      "already go to one class."))
 alpha_in = c3.number_input("α — failure probability", value=0.001, step=0.001, format="%.4f",
-                           key="sb_alpha", help="The certificate is wrong with probability at most α.")
+                           key="sb_alpha", help=hint("alpha"))
 batch_in = c4.number_input("batch size", min_value=1, value=500, step=100, key="sb_batch",
                            help="Noisy copies per forward pass (memory vs speed).")
 
@@ -95,9 +109,33 @@ except SemsmoothError as e:
     show_error(e)
     st.stop()
 
-params = dict(index=caption, sigma=sigma, n0=n0, n=n, alpha=alpha,
+
+
+@st.cache_resource(show_spinner="Timing the model on this device…", max_entries=16)
+def _seconds_per_forward(_model, model_key: str, shape: tuple, batch: int) -> float:
+    """Seconds per forward pass from a short timed warm-up (semsmooth_core.timing)."""
+    return measure_seconds_per_forward(_model, torch.zeros(shape), batch)
+
+
+params = dict(index=caption, label=label, sigma=sigma, n0=n0, n=n, alpha=alpha,
               seed=int(st.session_state.get("seed", 0)), model=str(st.session_state.get("model_name")))
-if st.button("Certify", type="primary", key="sb_certify", disabled=model is None):
+confirmed = True
+if model is not None:
+    try:
+        spf = _seconds_per_forward(model, f"{params['model']}|{card and card.get('sha256')}", tuple(x.shape),
+                                   int(batch_in))
+        est = estimate_seconds(n0 + n, spf)
+        st.caption(f"Estimated time: about **{format_duration(est)}** for n0 + n = {n0 + n:,} forward passes "
+                   f"(measured {1 / max(spf, 1e-12):,.0f} forward passes per second on this device).",
+                   help=hint("n_forward"))
+        if est > CONFIRM_ABOVE_S:
+            confirmed = st.checkbox(f"Yes, run it although it takes about {format_duration(est)}", key="sb_confirm",
+                                    help="A Stop button appears while it runs.")
+    except Exception:  # noqa: BLE001 -- no estimate is no reason to stop the page; Certify reports errors
+        pass
+stopped_notice("sb_certify")
+if st.button("Certify", type="primary", key="sb_certify", disabled=model is None or not confirmed):
+    stop = start_work("sb_certify", "the certification")
     bar = st.progress(0.0, text="Sampling…")
     try:
         cert = certify_noise(model, x, sigma, n0, n, alpha, batch_size=int(batch_in),
@@ -105,8 +143,9 @@ if st.button("Certify", type="primary", key="sb_certify", disabled=model is None
         st.session_state["sb_result"] = (params, cert)
     except SemsmoothError as e:
         show_error(e)
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 (Stop's rerun is a BaseException: not caught here)
         show_error(f"certification failed ({type(e).__name__}: {str(e).strip()[:160]})")
+    end_work("sb_certify", stop)
     bar.empty()
 
 result = st.session_state.get("sb_result")
@@ -119,15 +158,30 @@ if result is not None:
         m = st.columns([0.9, 2.0, 1.0, 1.0, 0.8])
         m[0].metric("Prediction", "abstain" if cert.label == ABSTAIN else f"class {cert.label}")
         m[1].metric(f"Certified radius ({UNIT})", f"{cert.radius:.3f}",
-                    help="l2 norm of the largest certified change, pixel values in [0,1]")
-        m[2].metric("p_A lower bound", f"{cert.p_lower:.4f}",
-                    help="one-sided Clopper-Pearson bound at confidence 1 − α")
-        m[3].metric("Forward passes", f"{cert.n_forward:,}", help="n0 + n model evaluations")
+                    help=hint("radius", "Here: the l2 norm of the largest certified change, pixel values in [0,1]."))
+        m[2].metric("p̲_A lower bound", f"{cert.p_lower:.4f}",
+                    help=hint("p_lower", "One-sided Clopper-Pearson bound at confidence 1 − α."))
+        m[3].metric("Forward passes", f"{cert.n_forward:,}", help=hint("n_forward"))
         m[4].metric("Time", f"{cert.seconds:.2f} s", help="wall-clock seconds for the certification")
-        s, a = old_params["sigma"], old_params["alpha"]
+        s, a, n_old = old_params["sigma"], old_params["alpha"], old_params["n"]
+        cap = stats.max_radius(s, n_old, a)
+        top_frac = max(cert.counts) / n_old if cert.counts else float("nan")
         if cert.label == ABSTAIN:
-            st.markdown(f"**Abstained.** The lower bound p̲_A = {cert.p_lower:.4f} does not exceed 1/2, "
-                        f"so nothing is certified at σ = {s:g}. Try a smaller σ or a larger n.")
+            if top_frac <= 0.5:
+                st.markdown(f"**Abstained.** No class got more than half of the {n_old:,} votes (the most: "
+                            f"{top_frac:.1%}), so p̲_A = {cert.p_lower:.4f} ≤ 1/2. **A larger n cannot help**: "
+                            "it only pins the fraction down more tightly, and it stays at or below 1/2. Use a "
+                            f"smaller σ than {fmt(s)} (or a model trained with noise σ = {fmt(s)}).")
+            else:
+                st.markdown(f"**Abstained.** The top class got {top_frac:.1%} of the {n_old:,} votes, but with "
+                            f"only n = {n_old:,} samples its lower bound p̲_A = {cert.p_lower:.4f} does not exceed "
+                            "1/2. A larger n can help here (the bound gets closer to the observed fraction), "
+                            "and so can a smaller σ.")
+            top_cls = int(np.argmax(cert.counts)) if cert.counts else None
+            if top_cls is not None and old_params.get("label") is not None and top_cls != old_params["label"]:
+                st.warning(f"Most votes went to class {top_cls}, not to the true label {old_params['label']}: at "
+                           f"σ = {fmt(s)} the noise hides this digit from the model. More samples would only make "
+                           "a wrong answer surer; a smaller σ is the fix.")
         else:
             votes = (f"The model voted for it on {cert.counts[cert.label]:,} of {old_params['n']:,} "
                      "estimation copies. ") if cert.counts else ""
@@ -138,9 +192,22 @@ if result is not None:
                 f"input within l2 distance **{cert.radius:.3f}** of it (pixel scale [0,1]), whatever "
                 f"the change. {votes}It says nothing about the base model itself, nor about larger "
                 "changes.")
+            if old_params.get("label") is not None and cert.label != old_params["label"]:
+                st.warning(f"The certified class {cert.label} is **not** the true label "
+                           f"({old_params['label']}): the smoothed classifier is wrong on "
+                           "this input, and robustly so. A larger n cannot change that; a smaller σ or a model "
+                           "trained with this noise can.")
+            if cert.radius >= cap * (1 - 1e-9):
+                st.info(f"**This radius is the n-ceiling.** All {n_old:,} estimation copies voted for class "
+                        f"{cert.label}, and with n = {n_old:,} at α = {fmt(a)} no input can certify more than "
+                        f"σ Φ⁻¹(α^(1/n)) = {cap:.3f}. A larger n raises the ceiling (n = {10 * n_old:,}: "
+                        f"{stats.max_radius(s, 10 * n_old, a):.3f}).", icon=":material/vertical_align_top:")
+            else:
+                st.caption(f"The n-ceiling at n = {n_old:,}, α = {fmt(a)}: {cap:.3f} (the largest radius these "
+                           "settings can give any input).", help=hint("n_cap"))
 
 # --------------------------------------------------------------------------- curves
-SIGMAS = (0.12, 0.25, 0.5)  # comparison curves besides the chosen σ
+SIGMAS = (0.125, 0.25, 0.5)  # comparison curves besides the chosen σ
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -170,7 +237,7 @@ with t1:
     fig = go.Figure()
     for s in sorted({*SIGMAS, sigma}):
         p_grid, r = _radius_vs_p(s)
-        fig.add_trace(go.Scatter(x=p_grid, y=r, mode="lines", name=f"σ = {s:g}",
+        fig.add_trace(go.Scatter(x=p_grid, y=r, mode="lines", name=f"σ = {fmt(s)}",
                                  line=dict(width=3 if s == sigma else 1.5),
                                  hovertemplate="p̲_A = %{x:.4f}<br>R = %{y:.3f}<extra></extra>"))
     if cert is not None and cert.label != ABSTAIN and result[0]["sigma"] == sigma:
@@ -184,10 +251,11 @@ with t1:
 
 with t2:
     frac = st.slider("Observed fraction of votes for the top class (n_A / n)", 0.50, 1.00, 0.99, 0.005,
-                     key="sb_frac")
+                     key="sb_frac", help="n_A: how many of the n estimation copies voted for the top class. "
+                                         + hint("p_lower"))
     n_grid, lo = _cp_vs_n(frac, alpha)
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=n_grid, y=lo, mode="lines", name=f"p̲_A at α = {alpha:g}",
+    fig.add_trace(go.Scatter(x=n_grid, y=lo, mode="lines", name=f"p̲_A at α = {fmt(alpha)}",
                              hovertemplate="n = %{x:,}<br>p̲_A = %{y:.4f}<extra></extra>"))
     fig.add_hline(y=frac, line_dash="dot", annotation_text=f"observed n_A/n = {frac:g}")
     fig.add_hline(y=0.5, line_color="#999", annotation_text="1/2: abstain below")
@@ -201,7 +269,7 @@ with t3:
     fig = go.Figure()
     for s in sorted({*SIGMAS, sigma}):
         n_grid, r = _max_radius_vs_n(s, alpha)
-        fig.add_trace(go.Scatter(x=n_grid, y=r, mode="lines", name=f"σ = {s:g}",
+        fig.add_trace(go.Scatter(x=n_grid, y=r, mode="lines", name=f"σ = {fmt(s)}",
                                  line=dict(width=3 if s == sigma else 1.5),
                                  hovertemplate="n = %{x:,}<br>R_max = %{y:.3f}<extra></extra>"))
     fig.update_layout(xaxis_title="n (estimation samples, log scale)",
@@ -209,4 +277,4 @@ with t3:
                       margin=dict(l=10, r=10, t=30, b=10))
     st.plotly_chart(fig, width="stretch")
     st.caption(f"Even if all n copies vote for the top class, p̲_A = α^(1/n) < 1, so the radius is "
-               f"capped: σ Φ⁻¹(α^(1/n)) at α = {alpha:g} (Fischer et al., App. C.2).")
+               f"capped: σ Φ⁻¹(α^(1/n)) at α = {fmt(alpha)} (Fischer et al., App. C.2).")

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import time
 
-import plotly.graph_objects as go
 import streamlit as st
 
-from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, current_model,
-                           ensure_worker, image_classifiers, model_ref, sample_picker, seed, show_error,
-                           take_run_request, tensor_to_image)
-from semsmooth_core import jobs, pipeline, planner, smoothing, stats, transforms
+from pages import _guarantee as gu
+from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_values, checked_data_root,
+                           current_model, data_options, ensure_worker, image_classifiers, model_ref, sample_picker,
+                           seed, show_error, take_run_request)
+from semsmooth_core import explain, presets, smoothing, transforms
+from semsmooth_core.glossary import help_text
+from semsmooth_core.runs import jobs, pipeline
+from pages._attack_panel import attack_panel
 from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.validation import SemsmoothError
 
 GALLERY = 8
+FIX_WIDGET = {"n_eps": "cf_ne", "n_gamma": "cf_ng", "sigma_eps": "cf_se"}  # a failure's fix -> the widget
 STAGES = {"double": ["E estimate", "Outer selection", "Outer estimation"],
           "transform": ["Selection", "Estimation"], "noise": ["Selection", "Estimation"]}
 CORE_STAGE = {"outer selection": "Outer selection",
@@ -36,6 +40,7 @@ if req is not None:
     st.session_state.update(values)
     st.session_state.pop("cf_result", None)
     st.session_state["cf_opened"] = req | {"notes": notes}
+    st.session_state["cf_E_src_next"] = f"from run #{req['run']}"
     p = req["params"]
     side = {"dataset": p["dataset"], "seed": int(p["seed"])}
     if p.get("model") in image_classifiers():
@@ -45,6 +50,33 @@ if req is not None:
     if any(st.session_state.get(k) != v for k, v in side.items()):
         st.session_state[SIDEBAR_PREFILL] = side
         st.rerun()
+
+for k, v in st.session_state.pop("cf_pending", {}).items():  # values a button asked for (before the widgets)
+    st.session_state[k] = v
+
+
+def _set(**values):  # button callbacks: widget values change before the next run draws them
+    st.session_state.update(values)
+
+
+def _apply_preset(p: presets.Preset):
+    c = pipeline.with_defaults(p.config())
+    values, _ = certify_widget_values(c, int(st.session_state.get("cf_index", 0)), image_tf)
+    pp = c["preprocess"] if c["preprocess"] not in (None, "auto") else "none"
+    st.session_state.update(values | {"cf_pp": pp, "cf_se": float(c["sigma_eps"]), "cf_C": values.get("cf_C", 0.0)})
+    for k in ("cf_result", "cf_E_est", "cf_long_ok"):
+        st.session_state.pop(k, None)
+    if c["smoothing"] == "double":
+        st.session_state["cf_E_src_next"] = f"preset “{p.label}”: {c['E_source']}"
+    if c.get("model") in image_classifiers():  # no card reset of σ_ε / preprocessing for the preset's model
+        st.session_state["model_name"] = st.session_state["cf_model"] = c["model"]
+    st.session_state["dataset"] = c["dataset"]
+
+
+def _tf_changed():  # another transformation: its own σ_γ and C (in its unit), not the old numbers
+    d = presets.transform_defaults(st.session_state["cf_tf"])
+    st.session_state["cf_sg"], st.session_state["cf_C"] = d["sigma_gamma"], d["C"]
+
 
 st.title("Certify")
 opened = st.session_state.get("cf_opened")
@@ -57,19 +89,22 @@ if opened is not None:
               "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
     st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
             f"parameters, model, dataset and seed are filled in.{stored}"
-            + "".join(f"  \n⚠️ {n}" for n in opened["notes"]), icon="🔗")
+            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon=":material/link:")
 st.markdown(
     "Certify that the **smoothed** classifier keeps its prediction for a whole range of rotations, "
     "translations, scalings or brightness changes — with interpolation and 8-bit rounding taken into "
     "account. **Double smoothing** (Fischer et al. §6.2) samples parameters β ~ N(0, σ_γ²); at each "
     "β an inner Gaussian smoothing (σ_ε) must certify an l2 radius ≥ E, the bound on the "
     "interpolation error; Lemma 4.3 turns the count of such β into a radius in the "
-    "transformation's units, corrected by ρ = α_ε + (1 − q̲_E) + α_E.")
+    "transformation's units, corrected by ρ = α_ε + (1 − q̲_E) + α_E. Hover over any ? for the symbol in words.")
+gu.preset_buttons("certify", _apply_preset, "cf_preset")
+st.caption("Audio ±3 dB and GSmooth zoom blur presets are on the Audio volume and GSmooth pages.")
 
 loaded = current_model()
 model, card = loaded if loaded is not None else (None, None)
 pp_default = (card or {}).get("preprocess") or ((card or {}).get("augmentation") or {}).get("preprocess") or "none"
-se_default = float((card or {}).get("sigma_eps") or 0.25)
+model_sigma = (card or {}).get("sigma_eps")
+se_default = float(model_sigma or 0.25)
 ref = model_ref()
 if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):
     # Another model: its card's preprocessing and σ_ε, no stale results. Assigned, not deleted:
@@ -80,6 +115,11 @@ if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):
 st.session_state["cf_model"] = ref and ref[0]
 st.session_state.setdefault("cf_pp", pp_default)  # the widgets take their values from here (no value=:
 st.session_state.setdefault("cf_se", se_default)  # a widget given both warns)
+st.session_state.setdefault("cf_tf", "rotation" if "rotation" in image_tf else image_tf[0])
+for k, v in (("cf_E", 0.3), ("cf_q", 0.97)):
+    st.session_state.setdefault(k, v)
+for k, v in (("cf_sg", "sigma_gamma"), ("cf_C", "C")):
+    st.session_state.setdefault(k, presets.transform_defaults(st.session_state["cf_tf"])[v])
 
 left, right = st.columns([1, 1.6], gap="large")
 with left:
@@ -87,8 +127,7 @@ with left:
     kind = st.radio("Smoothing", ["double", "transform", "noise"], horizontal=True, key="cf_kind",
                     help="double: realistic transforms (interpolation, rounding); transform: Thm 4.2 for "
                          "ideal composable transforms; noise: plain Gaussian l2 smoothing.")
-    tname = st.selectbox("Transformation", image_tf, index=image_tf.index("rotation") if "rotation" in image_tf else 0,
-                         key="cf_tf", disabled=kind == "noise")
+    tname = st.selectbox("Transformation", image_tf, key="cf_tf", disabled=kind == "noise", on_change=_tf_changed)
     t = transforms.get(tname)
     if st.session_state.get("cf_interp") not in t.interpolations:
         st.session_state.pop("cf_interp", None)  # e.g. after switching to a transform without it
@@ -100,35 +139,37 @@ with left:
 
 with right:
     c1, c2, c3 = st.columns(3)
-    sigma_gamma = c1.number_input(f"σ_γ ({t.unit})", value=float(t.default_sigma[0]), min_value=0.0,
-                                  format="%.3f", key="cf_sg", disabled=kind == "noise")
-    sigma_eps = c2.number_input("σ_ε (pixel scale)", min_value=0.0, format="%.3f", key="cf_se", help="default: the model's training noise",
+    sigma_gamma = c1.number_input(f"σ_γ ({t.unit})", min_value=0.0, format="%.3f", key="cf_sg",
+                                  disabled=kind == "noise", help=help_text("sigma_gamma"))
+    sigma_eps = c2.number_input("σ_ε (pixel scale)", min_value=0.0, format="%.3f", key="cf_se",
+                                help=help_text("sigma_eps", "Default: the model's training noise."),
                                 disabled=kind == "transform")
-    crange = c3.number_input(f"Attacker range C: ± ({t.unit})", value=float(abs(t.default_range[0][1])),
-                             min_value=0.0, format="%.3f", key="cf_C", disabled=kind == "noise")
+    crange = c3.number_input(f"Attacker range C: ± ({t.unit})", min_value=0.0, format="%.3f", key="cf_C",
+                             disabled=kind == "noise", help=help_text("C"))
     e1, e2, e3 = st.columns(3)
-    E = e1.number_input("E (l2 bound on ε)", value=0.3, min_value=0.0, format="%.4f", key="cf_E",
-                        disabled=kind != "double")
-    q_E = e2.number_input("q̲_E (lower bound)", value=0.97, min_value=0.0, max_value=1.0, format="%.4f",
-                          key="cf_q", disabled=kind != "double")
+    E = e1.number_input("E (l2 bound on ε)", min_value=0.0, format="%.4f", key="cf_E",
+                        disabled=kind != "double", help=help_text("E"))
+    q_E = e2.number_input("q̲_E (lower bound)", min_value=0.0, max_value=1.0, format="%.4f",
+                          key="cf_q", disabled=kind != "double", help=help_text("q_E_lower"))
     with e3:
         st.write("")
         est = st.button("Estimate E here", key="cf_est", disabled=kind != "double",
                         help="E at the q = 0.95 quantile of ‖ε‖ (2,000 samples on the training split; "
                              "q̲_E: its lower bound at 1 − α_E)")
     n1, n2, n3, n4 = st.columns(4)
-    n0 = n1.number_input("n0", value=50, min_value=1, step=10, key="cf_n0")
-    n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng", disabled=kind == "noise")
+    n0 = n1.number_input("n0", value=50, min_value=1, step=10, key="cf_n0", help=help_text("n0"))
+    n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng", disabled=kind == "noise",
+                              help=help_text("n_gamma"))
     n_eps = n3.number_input("n_ε (noise: n)", value=200, min_value=1, step=10, key="cf_ne",
-                            disabled=kind == "transform")
+                            disabled=kind == "transform", help=help_text("n_eps"))
     bs = n4.number_input("batch", value=1000, min_value=1, step=100, key="cf_bs")
     a1, a2, a3 = st.columns(3)
     a_g = a1.number_input("α_γ (noise, transform: α)", value=0.001, min_value=0.0, max_value=1.0,
-                          format="%.4f", key="cf_ag")
+                          format="%.4f", key="cf_ag", help=help_text("alpha_gamma"))
     a_e = a2.number_input("α_ε", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_ae",
-                          disabled=kind != "double")
+                          disabled=kind != "double", help=help_text("alpha_eps"))
     a_E = a3.number_input("α_E", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_aE",
-                          disabled=kind != "double")
+                          disabled=kind != "double", help=help_text("alpha_E"))
     sequential = st.checkbox("Sequential inner tests (sound early stopping)", value=True, key="cf_seq",
                              disabled=kind != "double")
 
@@ -138,11 +179,25 @@ config = {"model": "page", "smoothing": kind, "transform": tname, "interpolation
           "alpha_gamma": a_g, "alpha_eps": a_e, "alpha_E": a_E, "attacker_range": [[-crange, crange]] * t.dim,
           "sequential": "looks" if sequential else None, "batch_size": int(bs), "preprocess": pp_spec,
           "seed": seed(), "dataset": st.session_state.get("dataset", "mnist")}
+st.session_state["cf_config"] = config
 
-
-def _set(**values):  # button callbacks: widget values change before the next run draws them
-    st.session_state.update(values)
-
+# ---- E is tied to the settings it was set for; any change makes it stale (no certificate with it)
+fp = explain.E_fingerprint(config)
+bound = st.session_state.get("cf_E_bound")
+if bound is None or (bound["E"], bound["q"]) != (E, q_E) or "cf_E_src_next" in st.session_state:
+    bound = st.session_state["cf_E_bound"] = {"fp": fp, "E": E, "q": q_E,
+                                              "source": st.session_state.pop("cf_E_src_next", "typed in")}
+stale = explain.E_changes(bound["fp"], fp) if kind == "double" else []
+if stale:
+    st.warning(f"E = {E:g} (q̲_E = {q_E:g}, {bound['source']}) belongs to other settings: since it was set, "
+               + "; ".join(stale) + ". Certify is off until E matches these settings.")
+    r1, r2 = st.columns(2)
+    est = r1.button("Re-estimate E for these settings", key="cf_reest", type="primary") or est
+    r2.button("Keep this E for these settings (I know it holds)", key="cf_keepE", on_click=_set,
+              kwargs={"cf_E_bound": {**bound, "fp": fp, "source": "kept by you for these settings"}})
+else:
+    st.caption(f"E = {E:g}, q̲_E = {q_E:g}: {bound['source']}; made for {tname}, {interp}, σ_γ {sigma_gamma:g}, "
+               f"C ±{crange:g} {t.unit}, preprocessing {pp_spec or 'none'}." if kind == "double" else "")
 
 if est:
     bar = StageProgress(st.progress(0.0, text="E estimate"), STAGES["double"])
@@ -150,55 +205,50 @@ if est:
     try:
         got = pipeline.estimate_E(pipeline.with_defaults({**config, "E_samples": 2000, "q": 0.95}), pp_spec,
                                   progress=bar)
-        st.session_state["cf_E_est"] = got
+        st.session_state["cf_E_est"] = got | {"fp": fp}
+        if stale:  # one click: estimate and use it
+            st.session_state["cf_pending"] = {"cf_E": round(float(got["E"]), 4), "cf_q": round(float(got["q_E_lower"]), 4)}
+            st.session_state["cf_E_src_next"] = f"estimated here on the training split ({got['n']} samples)"
+            st.rerun()
     except SemsmoothError as e:
         show_error(e)
 if st.session_state.get("cf_E_est") and kind == "double":
     g = st.session_state["cf_E_est"]
+    old = g.get("fp") != fp
     i1, i2 = st.columns([4, 1])
     i1.info(f"Estimated E = {g['E']:.4f} (l2, pixel scale) with q̲_E = {g['q_E_lower']:.4f} "
-            f"(q̂_E = {g['q_E']:.4f}, {g['n']} samples of ‖ε‖ on the training split).")
-    i2.button("Use these values", key="cf_use_E", on_click=_set,
-              kwargs={"cf_E": round(float(g["E"]), 4), "cf_q": round(float(g["q_E_lower"]), 4)})
+            f"(q̂_E = {g['q_E']:.4f}, {g['n']} samples of ‖ε‖ on the training split)"
+            + (" — for earlier settings, not these." if old else "."))
+    i2.button("Use these values", key="cf_use_E", on_click=_set, disabled=old,
+              kwargs={"cf_E": round(float(g["E"]), 4), "cf_q": round(float(g["q_E_lower"]), 4),
+                      "cf_E_src_next": f"estimated here on the training split ({g['n']} samples)"})
 
-# ---- planner preview: what these settings can give at best, dead ends before a run
+# ---- planner preview: what these settings can give at best; failures in words, with their fix
+found = explain.diagnose_settings(config, model_sigma) if kind != "transform" else []
+gu.failures(found, FIX_WIDGET, "cf_pre")
 try:
     c = pipeline.validate_config({**config, "model": "preview"})
-    p1, p2, p3, p4 = st.columns(4)
-    if kind == "double":
-        pre = planner.summary_before_run(float(sigma_gamma), sigma_eps, E, q_E, int(n_gamma), int(n_eps), a_g,
-                                         a_e, a_E, attacker_max=crange * (t.dim ** 0.5), n0=int(n0))
-        p1.metric(f"Max certifiable radius ({t.unit})", f"{pre['max_radius']:.3g}")
-        p2.metric("ρ", f"{pre['rho']:.4f}")
-        p3.metric("Inner threshold Φ(E/σ_ε)", f"{pre['inner_threshold']:.4f}",
-                  help=f"smallest n_ε that can certify E: {pre['inner_min_n'] or '—'}")
-        p4.metric("Forward passes (max)", f"{pre['forward_passes_max']:,}")
-        if pre["dead_end"]:
-            st.warning(f"Dead end: {pre['dead_end']}")
-        best = planner.plan_double(int(n_gamma) * int(n_eps), float(sigma_gamma), sigma_eps, [(E, q_E)],
-                                   alpha_total=a_g + a_e, alpha_E=a_E, attacker_max=crange * (t.dim ** 0.5))[0]
-        s1, s2 = st.columns([4, 1])
-        s1.caption(f"Planner's suggestion for the same budget: n_γ = {best.n_gamma}, n_ε = {best.n_eps}, "
-                   f"α_γ = {best.alpha_gamma:.2g}, α_ε = {best.alpha_eps:.2g} (expected radius "
-                   f"{best.expected_radius:.3g} {t.unit} under a 99 %-accurate base model)"
-                   + (f" — still a dead end: {best.dead_end}" if best.dead_end else "."))
-        s2.button("Use the suggestion", key="cf_plan", disabled=bool(best.dead_end), on_click=_set,
-                  kwargs={"cf_ng": best.n_gamma, "cf_ne": best.n_eps, "cf_ag": round(best.alpha_gamma, 6),
-                          "cf_ae": round(best.alpha_eps, 6)})
-    else:
-        sig, n_est = (sigma_eps, int(n_eps)) if kind == "noise" else (float(sigma_gamma), int(n_gamma))
-        unit = "l2 (pixel scale [0,1])" if kind == "noise" else t.unit
-        p1.metric(f"Max certifiable radius ({unit})", f"{stats.max_radius(sig, n_est, a_g):.3g}",
-                  help="all n estimation samples vote for the top class")
-        p2.metric("Forward passes", f"{int(n0) + n_est:,}")
-        p3.metric("Failure probability α", f"{a_g:g}")
+    gu.planner_preview(config, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne", "alpha_gamma": "cf_ag",
+                                               "alpha_eps": "cf_ae"}, "cf_plan")
     ok = True
 except SemsmoothError as e:
-    show_error(e)
+    if not any(f.kind == "dead_end" for f in found):  # already said in words above
+        show_error(e)
     ok = False
 
-run = st.button("Certify", type="primary", disabled=not ok or model is None, key="cf_run")
+# ---- time guard: forward passes x measured seconds per pass on this device; ask above a few minutes
+spf = None
+if model is not None:
+    sk = (ref and ref[0], int(bs), tuple(x.shape))
+    if st.session_state.get("cf_spf", (None,))[0] != sk:
+        st.session_state["cf_spf"] = (sk, explain.seconds_per_forward(model, x, int(bs)))
+    spf = st.session_state["cf_spf"][1]
+go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok",
+                      "; transforming the sampled β adds to it" if kind == "double" else "")
+run = st.button("Certify", type="primary", disabled=not ok or model is None or bool(stale) or not go_ok, key="cf_run")
 if run:
+    stop_slot = st.empty()
+    stop_slot.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
     sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
     sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
 
@@ -219,21 +269,24 @@ if run:
         secs = time.perf_counter() - t0
         sp.bar.progress(1.0, text=f"Done: {cert.n_forward:,} forward passes in {secs:.1f} s "
                                   f"({cert.n_forward / max(secs, 1e-9):,.0f} per second)")
-        st.session_state["cf_result"] = (cert, label, tname, interp, pp_spec)
+        stop_slot.empty()
+        st.session_state["cf_result"] = (cert, label, tname, interp, pp_spec,
+                                         {"config": config, "index": idx, "model": ref and ref[0]})
     except SemsmoothError as e:
         show_error(e)
-
+elif st.session_state.get("cf_stop"):
+    st.info("Stopped: the certification was interrupted before it finished; nothing was certified.")
 with st.expander("Run these settings on many inputs in the background (results in the Results page)"):
     b1, b2, b3 = st.columns([1, 1, 2])
     many = b1.number_input("Inputs", 1, 100000, 100, key="cf_many")
     first = b2.number_input("First index", 0, 10**7, 0, key="cf_first")
-    if b3.button("Queue the run", key="cf_queue", disabled=not ok or model_ref() is None):
+    if b3.button("Queue the run", key="cf_queue", disabled=not ok or model_ref() is None or bool(stale)):
         ref = model_ref()
         try:
             from semsmooth_core.runs import Store
 
             store = Store()
-            cfg = {**config, "model": ref[0], "split": "heldout", "root": st.session_state.get("data_root") or None}
+            cfg = {**config, "model": ref[0], "split": "heldout", "root": checked_data_root(), **data_options()}
             if st.session_state.get("model_name") == BYO and ref[1]:
                 raise SemsmoothError("background runs need a semsmooth checkpoint or TorchScript file, "
                                      "not a plain state_dict")
@@ -245,56 +298,28 @@ with st.expander("Run these settings on many inputs in the background (results i
 
 res = st.session_state.get("cf_result")
 if res:
-    cert, true_label, tn, ip, pps = res
-    st.subheader("Result")
-    m1, m2, m3, m4, m5 = st.columns(5)
-    m1.metric("Class", "abstain" if cert.abstained else str(cert.label),
-              delta=None if cert.abstained else ("correct" if cert.label == true_label else "wrong"))
-    m2.metric("Radius", f"{cert.radius:.4g}", help=cert.radius_unit)
-    m2.caption(cert.radius_unit + (" (clipped to C)" if cert.extra.get("clipped") else ""))
-    m3.metric("p̲_A (lower bound)", f"{cert.p_lower:.4f}")
-    m4.metric("ρ", f"{cert.rho:.4f}")
-    m5.metric("Forward passes", f"{cert.n_forward:,}", delta=f"{cert.seconds:.1f} s", delta_color="off")
-    st.success("**What is guaranteed.** " + smoothing.explain_certificate(cert))
-    ex = cert.extra
-    if ex.get("smoothing") == "double":
-        g1, g2 = st.columns([1.6, 1])
-        with g1:
-            st.markdown("**Sampled transformed inputs** (what the inner smoothing saw) and its verdict")
-            fails = [i for i, v in enumerate(ex["inner_verdict"]) if v != "certified"]
-            oks = [i for i, v in enumerate(ex["inner_verdict"]) if v == "certified"]
-            k = max(GALLERY - len(oks), min(len(fails), GALLERY // 2))  # failures too, when there are
-            pick = sorted(fails[:k] + oks[:GALLERY - k])
+    cert, true_label, tn, ip, pps = res[:5]
+    made = res[5] if len(res) > 5 else {"config": config, "index": st.session_state.get("cf_index"), "model": ref and ref[0]}
+    changed = explain.config_changes(made["config"], config)
+    if changed or made["index"] != st.session_state.get("cf_index") or made["model"] != (ref and ref[0]):
+        st.info("The last result was made with other settings or another input (" +
+                (", ".join(changed) or "input or model") + "): press Certify for a result with these.")
+    else:
+        st.subheader("Result")
+        gu.guarantee_card(cert)
+        gu.failures(explain.diagnose_result(cert, true_label, model_sigma), FIX_WIDGET, "cf_post")
+        st.caption("In one sentence: " + smoothing.explain_certificate(cert))
+        if cert.extra.get("smoothing") in ("double", "transform"):
+            pic = gu.attacker_picture(cert, key="cf_picture")
             try:
-                betas = [ex["betas"][i] for i in pick]
-                imgs = smoothing.transformed_inputs(x, tn, betas, ip, Preprocess.parse(pps) or None)
-                cols = st.columns(4)
-                for k, (i, b, im) in enumerate(zip(pick, betas, imgs)):
-                    mark = {"certified": "✅", "not certified": "❌"}.get(ex["inner_verdict"][i], "⏸")
-                    cols[k % 4].image(tensor_to_image(im, 96),
-                                      caption=f"{mark} β = {', '.join(f'{v:.1f}' for v in b)} {t.unit}: "
-                                              f"{ex['inner_verdict'][i]} ({ex['inner_hits'][i]}/{ex['inner_n'][i]})")
+                params = [p for p, _ in pic["strip"]]
+                imgs = smoothing.transformed_inputs(x, tn, params, ip, Preprocess.parse(pps) or None)
+                gu.strip(imgs, params, [ok_ for _, ok_ in pic["strip"]], pic["unit"])
             except SemsmoothError as e:
                 show_error(e)
-        with g2:
-            s = ex["outer_successes"]
-            fig = go.Figure(go.Bar(x=["inner certified (≥ E)", "not certified / not run"],
-                                   y=[s, ex["n_gamma"] - s], marker_color=["#2ca02c", "#d62728"]))
-            fig.update_layout(title=f"Outer counts over n_γ = {ex['n_gamma']} sampled β", height=300,
-                              margin=dict(t=40, b=10), yaxis_title="sampled β")
-            st.plotly_chart(fig, width="stretch")
-            tot = ex["inner_class_totals"]
-            fig2 = go.Figure(go.Bar(x=[str(i) for i in range(len(tot))], y=tot))
-            fig2.update_layout(title="Inner votes by class (all noisy samples)", height=250,
-                               margin=dict(t=40, b=10), xaxis_title="class", yaxis_title="votes")
-            st.plotly_chart(fig2, width="stretch")
-        if ex.get("sequential"):
-            st.caption(f"Sequential looks at n_ε ∈ {ex['sequential']['looks']} (α spent "
-                       f"{[round(a, 6) for a in ex['sequential']['alphas']]}); "
-                       f"{cert.n_forward:,} of {ex['n0'] + ex['n_gamma'] * ex['n_eps']:,} forward passes used"
-                       + (f"; stopped early: {ex['stopped_early']}" if ex.get("stopped_early") else ""))
-    elif cert.counts:
-        fig = go.Figure(go.Bar(x=[str(i) for i in range(len(cert.counts))], y=cert.counts))
-        fig.update_layout(title="Votes by class (estimation samples)", height=280, margin=dict(t=40, b=10),
-                          xaxis_title="class", yaxis_title="votes")
-        st.plotly_chart(fig, width="stretch")
+        if cert.extra.get("smoothing") == "double":
+            gu.double_details(cert, x, tn, ip, Preprocess.parse(pps) or None, t.unit, GALLERY)
+        elif cert.counts:
+            gu.vote_bars(cert.counts)
+attack_panel("cf_attack", x, label, model, tname, crange, interpolation=interp, preprocess=pp_spec,
+             smoothed={"smoothing": kind, "sigma_gamma": sigma_gamma, "sigma_eps": sigma_eps, "n_eps": 20})

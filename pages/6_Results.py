@@ -3,7 +3,9 @@
 Certified accuracy vs radius, radius histograms, a Fischer-Table-2 summary and per-input rows,
 for runs in the results store and imported Cohen-format TSV logs.
 
-Session-state keys: reads ``"results_run"`` (a run id to preselect, e.g. set by the Certify page);
+Session-state keys: reads ``"results_run"`` (a run id to select, e.g. set by the Certify page; kept
+until the run has its first row); a run of ours that gets its first rows while the page is in use
+is added to the selection;
 a click on a per-input row sets ``"certify_index"`` and ``"certify_run"`` and opens the Certify page."""
 
 from __future__ import annotations
@@ -19,12 +21,15 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
+from pages._attack_panel import attack_curves
 from PIL import Image
 
-from pages._shared import cached_dataset, ensure_worker, model_ref, seed, show_error, tensor_to_image
-from semsmooth_core import jobs
+from pages._shared import (cached_dataset, checked_data_root, data_options, ensure_worker, fmt, hint, model_ref,
+                           seed, show_error, tensor_to_image)
+from semsmooth_core.data.uploads import limit_text
+from semsmooth_core.runs import jobs
 from semsmooth_core.runs import Store, export_tsv, import_tsv, progress_info
-from semsmooth_core.summary import accuracy_curve, radius_grid, summarize, table_row
+from semsmooth_core.runs.summary import accuracy_curve, n_ceiling, radius_grid, summarize, table_row
 from semsmooth_core.validation import SemsmoothError
 
 CERTIFY_PAGE = "pages/5_Certify.py"
@@ -52,7 +57,7 @@ def _config(sigma: float, n0: int, n: int, alpha: float, bs: int) -> dict:
     """The certify options of a Gaussian-smoothing run of the sidebar's model and dataset."""
     ref = model_ref()
     cfg = {"dataset": st.session_state.get("dataset", "mnist"), "split": "heldout",
-           "root": st.session_state.get("data_root") or None, "model": ref[0] if ref else None,
+           "root": checked_data_root(), "model": ref[0] if ref else None, **data_options(),
            "smoothing": "noise", "transform": None, "interpolation": "bilinear", "sigma_gamma": None,
            "sigma_eps": sigma, "E": None, "q_E_lower": None, "n0": n0, "n_gamma": None, "n_eps": n,
            "alpha_gamma": alpha, "alpha_eps": alpha, "alpha_E": None, "preprocess": None,  # noise: α = alpha_gamma
@@ -68,11 +73,11 @@ with st.expander("Start a new background run", expanded=False):
         c1, c2, c3, c4 = st.columns(4)
         n_inputs = c1.number_input("Inputs", 1, 100000, 20, help="how many dataset inputs")
         start = c2.number_input("First index", 0, 10**7, 0)
-        sigma = c3.number_input("σ (pixel scale [0,1])", 0.01, 10.0, 0.25, 0.05, format="%.3f")
-        alpha = c4.number_input("α", 1e-6, 0.5, 0.001, format="%.4f")
+        sigma = c3.number_input("σ (pixel scale [0,1])", 0.01, 10.0, 0.25, 0.05, format="%.3f", help=hint("sigma"))
+        alpha = c4.number_input("α", 1e-6, 0.5, 0.001, format="%.4f", help=hint("alpha"))
         c5, c6, c7, c8 = st.columns(4)
-        n0 = c5.number_input("n0 (selection)", 1, 10**6, 100)
-        n = c6.number_input("n (estimation)", 1, 10**7, 1000)
+        n0 = c5.number_input("n0 (selection)", 1, 10**6, 100, help=hint("n0"))
+        n = c6.number_input("n (estimation)", 1, 10**7, 1000, help=hint("n"))
         bs = c7.number_input("Batch size", 1, 100000, 500)
         name = c8.text_input("Name", "")
         spread = st.checkbox("Spread the inputs evenly over the dataset split (else consecutive from the first index)",
@@ -124,7 +129,7 @@ def progress_panel() -> None:
         c1.progress(p["fraction"], text=f"**{r['id']}: {r['name']}** — {r['status']}, {p['done']:,}/{p['total']:,} "
                                         f"inputs, {rate} forward passes/s, ETA {_fmt_eta(p['eta_seconds'])}")
         if r.get("error"):
-            c1.caption(f"⚠️ {r['error']}")
+            c1.caption(f"Error: {r['error']}")
         if r["status"] in ACTIVE:
             if c2.button("Cancel", key=f"cancel_{r['id']}", disabled=r["cancel"]):
                 store.request_cancel(r["id"])
@@ -141,10 +146,12 @@ def progress_panel() -> None:
 
 st.subheader("Runs in progress")
 progress_panel()
+attack_curves()  # empirical robust accuracy beside certified accuracy (benchmarks/attack_table.py)
 
 # --------------------------------------------------------------------------- pick runs / import
 st.subheader("Compare runs and logs")
-up = st.file_uploader("Import a certify log (Cohen-format TSV: idx label predict radius correct time)",
+up = st.file_uploader("Import a certify log (Cohen-format TSV: idx label predict radius correct time; "
+                      f"{limit_text('log')}, 100,000 rows)",
                       type=["tsv", "txt", "csv"], key="results_upload")
 unit_in = st.text_input("Radius unit of the imported log", "l2 (pixel scale [0,1])", key="results_unit")
 if up is not None:
@@ -152,7 +159,11 @@ if up is not None:
     done_imports = st.session_state.setdefault("results_imported", {})
     if digest not in done_imports:
         try:
-            done_imports[digest] = import_tsv(store, up.getvalue(), name=up.name, radius_unit=unit_in)
+            bar = st.progress(0.0, text="Reading the log")
+            done_imports[digest] = import_tsv(
+                store, up.getvalue(), name=up.name, radius_unit=unit_in,
+                progress=lambda d, t: bar.progress(min(1.0, d / max(t, 1)), text=f"Reading the log: {d / max(t, 1):.0%}"))
+            bar.empty()
             st.success(f"Imported {up.name} as run {done_imports[digest]}.")
         except SemsmoothError as e:
             show_error(e)
@@ -165,14 +176,9 @@ if not usable:
 with st.expander(f"All runs in the store ({len(runs)})"):
     st.dataframe(pd.DataFrame([{k: r[k] for k in ("id", "name", "kind", "status", "done", "total", "error")}
                                for r in runs]), hide_index=True, width="stretch")
-labels = {r["id"]: f"{r['id']}: {r['name']} ({r['kind']}, {r['status']}, {r['done']}/{r['total']})" for r in usable}
-default = [i for i in [st.session_state.get("results_run")] if i in labels] or \
-    [next(r["id"] for r in usable if r["kind"] == k) for k in ("run", "import") if any(r["kind"] == k for r in usable)]
-kept = [i for i in st.session_state.get("results_pick") or [] if i in labels]
-st.session_state["results_pick"] = kept or default  # runs come and go while the page is open
-picked = st.multiselect("Runs to show", list(labels), format_func=labels.get, key="results_pick")
-if not picked:
-    st.stop()
+# labels without the status: a label that says "running, 14/30" goes stale when the run ends
+labels = {r["id"]: f"{r['id']}: {r['name']} ({'imported log' if r['kind'] == 'import' else 'run'})" for r in usable}
+status = {r["id"]: r for r in usable}
 
 
 @st.cache_data(ttl=2.0, show_spinner=False)
@@ -180,24 +186,73 @@ def _rows(db: str, run_id: int, done: int) -> list[dict]:
     return Store(db).rows(run_id)
 
 
-data = {rid: _rows(str(store.path), rid, next(r["done"] for r in usable if r["id"] == rid)) for rid in picked}
+def _rows_of(rid: int) -> list[dict]:
+    return _rows(str(store.path), rid, status[rid]["done"])
+
+
+def _unit(rid: int) -> str:
+    return next((x.get("radius_unit") for x in _rows_of(rid) if x.get("radius_unit")), "unit unknown")
+
+
+ours = [r["id"] for r in usable if r["kind"] == "run"]
+if "results_pick" not in st.session_state:
+    # first visit: the newest run of ours, and the newest imported log if its radii are in the same unit
+    default = ours[:1] or [r["id"] for r in usable][:1]
+    newest_import = next((r["id"] for r in usable if r["kind"] == "import"), None)
+    if newest_import is not None and newest_import not in default and (
+            not default or _unit(newest_import) == _unit(default[0])):
+        default.append(newest_import)
+    picks = default
+else:
+    picks = [i for i in st.session_state.get("results_pick") or [] if i in labels]
+    last_seen = st.session_state.get("results_last_id")
+    if last_seen is not None:  # a run that got its first rows since the last redraw (e.g. started on Certify)
+        picks += [i for i in ours if i > last_seen and i not in picks][:1]
+wanted = st.session_state.get("results_run")
+if wanted in labels:
+    st.session_state.pop("results_run")
+    picks = [wanted] + [i for i in picks if i != wanted]
+elif wanted is not None:
+    st.caption(f"Run {wanted} is selected as soon as its first input is certified.")
+st.session_state["results_last_id"] = max(labels)
+st.session_state["results_pick"] = picks
+picked = st.multiselect("Runs to show", list(labels), format_func=labels.get, key="results_pick")
+if not picked:
+    st.stop()
+st.caption("  \n".join(f"**{labels[i]}** — {status[i]['status']}, {status[i]['done']:,}/{status[i]['total']:,} "
+                       "inputs done" for i in picked))
+
+data = {rid: _rows_of(rid) for rid in picked}
 meta = {rid: store.get_run(rid) for rid in picked}
-units = {rid: next((x.get("radius_unit") for x in rows if x.get("radius_unit")), "unit unknown")
-         for rid, rows in data.items()}
+units = {rid: _unit(rid) for rid in picked}
 unit_label = "; ".join(sorted(set(units.values())))
-if len(set(units.values())) > 1:
-    st.warning(f"The selected runs certify radii in different units ({unit_label}); their curves share an "
-               "axis but are not comparable.")
+groups = {u: [rid for rid in picked if units[rid] == u] for u in dict.fromkeys(units[rid] for rid in picked)}
+if len(groups) > 1:
+    st.info(f"The selected runs certify radii in different units ({unit_label}): one chart per unit.")
 
 # --------------------------------------------------------------------------- curves
-fig_curve = go.Figure()
-for rid, rows in data.items():
-    grid = radius_grid(rows, 300)
-    fig_curve.add_trace(go.Scatter(x=grid, y=accuracy_curve(rows, grid), mode="lines", line_shape="hv",
-                                   name=f"{labels[rid].split(' (')[0]} [{units[rid]}]"))
-fig_curve.update_layout(xaxis_title=f"radius r ({unit_label})", yaxis_title="certified accuracy (fraction of all inputs)",
-                        yaxis_range=[0, 1], height=420, legend=dict(orientation="h", y=-0.25))
-st.plotly_chart(fig_curve, width="stretch")
+curve_figs = []
+for unit, rids in groups.items():
+    fig_curve = go.Figure()
+    for k, rid in enumerate(rids):
+        rows = data[rid]
+        grid = radius_grid(rows, 300)
+        color = px.colors.qualitative.Plotly[k % len(px.colors.qualitative.Plotly)]
+        fig_curve.add_trace(go.Scatter(x=grid, y=accuracy_curve(rows, grid), mode="lines", line_shape="hv",
+                                       name=labels[rid], line=dict(color=color)))
+        cap = n_ceiling(meta[rid]["params"]) if meta[rid]["kind"] == "run" else None
+        if cap is not None and cap > 0:
+            fig_curve.add_vline(x=cap, line_dash="dot", line_color=color,
+                                annotation_text=f"n-ceiling {fmt(cap, 3)} (run {rid})", annotation_position="top left")
+    fig_curve.update_layout(title=f"Certified accuracy vs radius ({unit})", xaxis_title=f"radius r ({unit})",
+                            yaxis_title="certified accuracy (fraction of all inputs)", yaxis_range=[0, 1.02],
+                            height=420, margin=dict(l=10, r=10, t=50, b=10), legend=dict(orientation="h", y=-0.2))
+    st.plotly_chart(fig_curve, width="stretch")
+    curve_figs.append(fig_curve)
+if any(meta[rid]["kind"] == "run" for rid in picked):
+    st.caption("Dotted line: the n-ceiling, the largest radius the run's n and α allow for any input (all votes "
+               "for one class); radii piling up there mean a larger n would certify more.", help=hint("n_cap"))
+fig_curve = curve_figs[0]
 
 # --------------------------------------------------------------------------- table 2
 st.markdown("**Summary in the form of Fischer et al., Table 2** (f: base classifier on clean inputs, "
@@ -207,14 +262,15 @@ table = pd.DataFrame([{"run": labels[rid].split(" (")[0], "unit": units[rid]} | 
 st.dataframe(table, hide_index=True, width="stretch")
 
 # --------------------------------------------------------------------------- histograms
+first = picked[0]
+hist_unit = units[first]  # one radius axis: the runs in the first run's unit
 hist = pd.DataFrame([{"run": labels[rid].split(" (")[0], "radius": x["radius"], "class": str(x["label"])}
-                     for rid, rows in data.items() for x in rows if x["correct"] and x["prediction"] != -1])
+                     for rid in groups[hist_unit] for x in data[rid] if x["correct"] and x["prediction"] != -1])
 h1, h2 = st.columns(2)
 fig_hist = px.histogram(hist, x="radius", color="run", barmode="overlay", nbins=40, opacity=0.6) if len(hist) else go.Figure()
-fig_hist.update_layout(title="Radius of certified (correct) inputs", xaxis_title=f"radius ({unit_label})",
+fig_hist.update_layout(title=f"Radius of certified (correct) inputs ({hist_unit})", xaxis_title=f"radius ({hist_unit})",
                        yaxis_title="inputs", height=380, legend=dict(orientation="h", y=-0.3))
 h1.plotly_chart(fig_hist, width="stretch")
-first = picked[0]
 per_class = hist[hist["run"] == labels[first].split(" (")[0]] if len(hist) else hist
 fig_cls = (px.histogram(per_class, x="radius", color="class", nbins=30,
                         category_orders={"class": sorted(per_class["class"].unique(), key=int)})

@@ -9,9 +9,12 @@ import plotly.graph_objects as go
 import streamlit as st
 import torch
 
-from pages._shared import cached_model, progress_callback, show_error
-from semsmooth_core import audio, errors, transforms
+from pages import _guarantee as gu
+from pages._shared import cached_model, end_work, hint, progress_callback, show_error, start_work, stopped_notice
+from pages._attack_panel import attack_panel
+from semsmooth_core import audio, errors, explain, transforms
 from semsmooth_core.data.speech import WORDS, embedded_speech
+from semsmooth_core.data.uploads import limit_text
 from semsmooth_core.models import list_models
 from semsmooth_core.paths import REPO_ROOT
 from semsmooth_core.smoothing import ABSTAIN, certify_double
@@ -28,6 +31,18 @@ st.markdown(
     "(outer, in dB) and, at each β, adds Gaussian noise **to the waveform** (inner) to cover ‖ε‖₂ ≤ E. "
     "E and the inner noise live in the same space, the waveform in [-1, 1] units; the MFCC "
     "features are computed inside the model.")
+
+
+def _apply_preset(p):
+    c = p.config()
+    st.session_state.update({"av_model": c["model"], "av_sigma_g": c["sigma_gamma"], "av_C": c["attacker_range"],
+                             "av_q": c["q"], "av_nerr": c["E_samples"], "av_sigma_eps": c["sigma_eps"],
+                             "av_n0": c["n0"], "av_ngamma": c["n_gamma"], "av_neps": c["n_eps"],
+                             "av_alpha": c["alpha_gamma"]})
+    st.session_state.pop("av_cert", None)
+
+
+gu.preset_buttons("audio", _apply_preset, "av_preset")
 
 # --------------------------------------------------------------------------- model
 audio_models = {k: v for k, v in list_models().items() if v.get("modality") == "audio"}
@@ -66,7 +81,7 @@ with left:
         st.caption(f"word **{WORDS[label]}**, voice {meta['speaker'][idx]} ({meta['accent'][idx]}), "
                    f"peak {meta['peak_db'][idx]} dBFS — espeak-ng, a voice never used for training")
     else:
-        up = st.file_uploader("Audio file (≤ 30 s; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
+        up = st.file_uploader(f"Audio file (≤ 30 s, {limit_text('audio')}; 1 s is used)", type=["wav", "flac", "ogg"], key="av_upload")
         if up is None:
             st.info("Upload a clip to continue.")
             st.stop()
@@ -81,7 +96,8 @@ with left:
         if model_name != "silero_vad":
             lab = st.selectbox("True word (for 'correct')", ["unknown", *WORDS], key="av_true")
             label = WORDS.index(lab) if lab != "unknown" else None
-    beta = st.slider("Volume change β (dB)", -20.0, 20.0, 0.0, 0.5, key="av_beta")
+    beta = st.slider("Volume change β (dB)", -20.0, 20.0, 0.0, 0.5, key="av_beta",
+                     help=hint("factor", "Here: the change you hear and see on the right."))
 
 vol = transforms.get("volume")
 louder = vol(clip[None], beta)[0]
@@ -119,10 +135,12 @@ with right:
 # --------------------------------------------------------------------------- E
 st.subheader("Rounding error of volume changes")
 e1, e2, e3, e4 = st.columns(4)
-sigma_g = e1.number_input("σ_γ — outer smoothing (dB)", 0.1, 20.0, 3.0, 0.5, key="av_sigma_g")
-c_half = e2.number_input("attacker range C = ±… dB", 0.0, 20.0, 3.0, 0.5, key="av_C")
-q = e3.number_input("q (target q̲_E)", 0.5, 0.999, 0.95, 0.01, key="av_q")
-n_err = int(e4.number_input("error samples", 100, 20000, 500, 100, key="av_nerr"))
+sigma_g = e1.number_input("σ_γ — outer smoothing (dB)", 0.1, 20.0, 3.0, 0.5, key="av_sigma_g",
+                          help=hint("sigma_gamma"))
+c_half = e2.number_input("attacker range C = ±… dB", 0.0, 20.0, 3.0, 0.5, key="av_C", help=hint("C"))
+q = e3.number_input("q (target q̲_E)", 0.5, 0.999, 0.95, 0.01, key="av_q", help=hint("q_target"))
+n_err = int(e4.number_input("error samples", 100, 20000, 500, 100, key="av_nerr",
+                            help="How many rounding errors ε are sampled to find E (more: a tighter q̲_E)."))
 
 
 @st.cache_data(show_spinner="Sampling rounding errors ε on the held-out clips…", max_entries=16)
@@ -153,12 +171,22 @@ st.caption(f"E = {E_val:.5f} with q̲_E = {qE_low:.4f} (α_E = 0.001, {est['n']}
 st.subheader("Certify this clip against volume changes")
 k1, k2, k3, k4, k5 = st.columns(5)
 sigma_eps = k1.number_input("σ_ε — inner noise (waveform)", 0.001, 0.2, float(card.get("sigma_eps", 0.01)),
-                            0.001, format="%.3f", key="av_sigma_eps")
-n0 = int(k2.number_input("n0", 1, 1000, 10, key="av_n0"))
-n_gamma = int(k3.number_input("n_γ", 1, 2000, 50, key="av_ngamma"))
-n_eps = int(k4.number_input("n_ε", 1, 5000, 50, key="av_neps"))
-alpha = k5.number_input("α_γ = α_ε", 1e-6, 0.1, 0.001, format="%.4f", key="av_alpha")
-if st.button("Certify", key="av_certify", type="primary"):
+                            0.001, format="%.3f", key="av_sigma_eps",
+                            help=hint("sigma_eps", "Here: noise on the waveform, in [-1, 1] units."))
+n0 = int(k2.number_input("n0", 1, 1000, 10, key="av_n0", help=hint("n0")))
+n_gamma = int(k3.number_input("n_γ", 1, 10**6, 50, key="av_ngamma", help=hint("n_gamma")))
+n_eps = int(k4.number_input("n_ε", 1, 10**6, 50, key="av_neps", help=hint("n_eps")))
+alpha = k5.number_input("α_γ = α_ε", 1e-6, 0.1, 0.001, format="%.4f", key="av_alpha",
+                        help=hint("alpha_gamma", "The page uses the same value for α_ε."))
+made_with = (model_name, source, label, float(clip.sum()), sigma_g, c_half, q, n_err, sigma_eps, n0, n_gamma, n_eps, alpha,
+             int(st.session_state.get("seed", 0)))
+pre = explain.diagnose_settings({"smoothing": "double", "E": E_val, "q_E_lower": qE_low, "sigma_eps": sigma_eps,
+                                 "n_eps": n_eps, "alpha_eps": alpha, "alpha_E": 0.001, "n_gamma": n_gamma,
+                                 "alpha_gamma": alpha}, card.get("sigma_eps"))
+gu.failures(pre, {"n_gamma": "av_ngamma", "n_eps": "av_neps", "sigma_eps": "av_sigma_eps"}, "av_pre")
+stopped_notice("av_certify")
+if st.button("Certify", key="av_certify", type="primary", disabled=any(f.kind in gu.BLOCKING for f in pre)):
+    stop = start_work("av_certify", "the certification")
     bar = st.progress(0.0, text="Sampling")
     try:
         g = torch.Generator().manual_seed(int(st.session_state.get("seed", 0)))
@@ -169,16 +197,29 @@ if st.button("Certify", key="av_certify", type="primary"):
         show_error(e)
     else:
         bar.progress(1.0, text="done")
-        if cert.label == ABSTAIN:
-            st.warning(f"Abstained: p̲_A − ρ = {cert.p_lower - cert.rho:.3f} ≤ 1/2.")
-        else:
-            st.success(f"**{classes[cert.label]}** is certified for every volume change |γ| < "
-                       f"**{cert.radius:.2f} {UNIT}**" + (" (clipped to C)" if cert.extra.get("clipped") else "")
-                       + f" — with probability ≥ 1 − {cert.alpha:.4f}.")
-        st.json({"label": cert.label, "class": classes[cert.label] if cert.label != ABSTAIN else "abstain",
-                 "radius": cert.radius, "radius_unit": cert.radius_unit, "p_lower": cert.p_lower, "rho": cert.rho,
-                 "outer_successes": cert.extra["outer_successes"], "n_forward": cert.n_forward,
-                 "seconds": round(cert.seconds, 2)}, expanded=False)
+        st.session_state["av_cert"] = (cert, made_with)
+    end_work("av_certify", stop)
+if st.session_state.get("av_cert"):
+    cert, made = st.session_state["av_cert"]
+    if made != made_with:
+        st.info("The last certificate was made with other settings or another clip: press Certify for these.")
+    else:
+        gu.guarantee_card(cert, classes[cert.label] if cert.label != ABSTAIN else None)
+        gu.failures(explain.diagnose_result(cert, label, card.get("sigma_eps")),
+                    {"n_gamma": "av_ngamma", "n_eps": "av_neps", "sigma_eps": "av_sigma_eps"}, "av_post")
+        pic = gu.attacker_picture(cert, key="av_picture", title="Attacker range C vs the certified volume changes (dB)")
+        cols = st.columns(len(pic["strip"]))
+        for col, (p, ok) in zip(cols, pic["strip"]):
+            col.caption(f"{'Certified' if ok else 'Not covered'}: {p[0]:+.1f} dB")
+            col.audio(audio.encode_wav(vol(clip[None], p[0])[0].numpy()), format="audio/wav")
+        with st.expander("The certificate as data"):
+            st.json({"label": cert.label, "class": classes[cert.label] if cert.label != ABSTAIN else "abstain",
+                     "radius": cert.radius, "radius_unit": cert.radius_unit, "p_lower": cert.p_lower, "rho": cert.rho,
+                     "outer_successes": cert.extra["outer_successes"], "n_forward": cert.n_forward,
+                     "seconds": round(cert.seconds, 2)})
+
+attack_panel("av_attack", clip, label if model_name != "silero_vad" else None, model, "volume", float(c_half), classes=classes, budget=200,
+             smoothed={"smoothing": "double", "sigma_gamma": float(sigma_g), "sigma_eps": float(sigma_eps), "n_eps": 20})
 
 # --------------------------------------------------------------------------- table
 st.subheader("Over the held-out clips")
@@ -199,7 +240,7 @@ n_clips = int(st.number_input("clips for a quick table (evenly spaced)", 2, 50, 
 @st.cache_data(show_spinner=False, max_entries=8)
 def quick_table(model_name: str, n_clips: int, sigma_g: float, sigma_eps: float, E: float, qE: float, c_half: float,
                 seed: int):
-    from semsmooth_core import pipeline, summary
+    from semsmooth_core.runs import pipeline, summary
 
     step = max(1, len(x_all) // n_clips)
     cfg = {"dataset": "speech-words", "model": model_name, "transform": "volume", "sigma_gamma": sigma_g,
@@ -212,7 +253,7 @@ def quick_table(model_name: str, n_clips: int, sigma_g: float, sigma_eps: float,
     return summary.table_row(rows, cfg) | {"radius unit": UNIT}
 
 
-if st.button("Compute quick table", key="av_table"):
+if st.button("Compute quick table", key="av_table", type="primary"):
     with st.spinner("Certifying…"):
         try:
             row = quick_table(model_name, n_clips, float(sigma_g), float(sigma_eps), E_val, qE_low, float(c_half),

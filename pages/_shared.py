@@ -6,7 +6,10 @@ widgets, calls ``semsmooth_core`` and formats results.
 Session-state keys (set by :func:`sidebar`, which ``app.py`` draws on every page):
 
 - ``"dataset"``: the dataset name (``semsmooth_core.data.datasets.dataset_names()``), default ``"mnist"``.
-- ``"data_root"``: a folder for datasets that live on disk ("" for the embedded ones).
+- ``"data_root"``: a folder for datasets that live on disk ("" for the embedded ones); only
+  folders under ``semsmooth_core.paths.data_root()`` are read (:func:`checked_data_root`).
+- ``"image_size"`` (0 = as stored) and ``"channels"`` ("as stored" | "grey" | "rgb"): dataset
+  options (:func:`data_options`), the app's ``--image-size`` / ``--channels``.
 - ``"model_name"``: a shipped image classifier (:func:`image_classifiers`, a subset of
   ``semsmooth_core.models.list_models()``) or :data:`BYO`.
 - ``"model_path"``: with :data:`BYO`, the temp file the uploaded model was written to (else absent/None).
@@ -24,9 +27,6 @@ Helpers for pages: :func:`current_model`, :func:`cached_model`, :func:`cached_da
 
 from __future__ import annotations
 
-import hashlib
-import re
-import tempfile
 import time
 from pathlib import Path
 
@@ -34,19 +34,24 @@ import numpy as np
 import streamlit as st
 import torch
 
+from semsmooth_core import glossary as _glossary
 from semsmooth_core.data import datasets as _datasets
-from semsmooth_core.data.uploads import decode_image
+from semsmooth_core.data.uploads import UploadArea, decode_image, limit_text
 from semsmooth_core.device import describe_device, get_device
 from semsmooth_core.models import list_models, load_model
 from semsmooth_core.repro import seed_everything
 from semsmooth_core.validation import SemsmoothError
+
+GLOSSARY_PAGE = "pages/9_Glossary.py"
+"""The Glossary page (linked from the sidebar of every page)."""
 
 BYO = "Bring your own model…"
 """The ``"model_name"`` value that means "the model uploaded in the sidebar"."""
 
 DEFAULT_MODEL = "mnist_cnn_noise025"
 DEFAULT_DATASET = "mnist"
-UPLOAD_DIR = Path(tempfile.gettempdir()) / "semsmooth_uploads"
+UPLOAD_AREA = "_upload_area"
+"""Session-state key: this session's private :class:`UploadArea` (removed when the session ends)."""
 SIDEBAR_PREFILL = "_sidebar_prefill"
 """Session-state key: a dict of sidebar values (``model_name``, ``dataset``, ``seed``) that a page
 wants; :func:`sidebar` applies it before drawing its widgets (the page then calls ``st.rerun()``)."""
@@ -56,7 +61,7 @@ wants; :func:`sidebar` applies it before drawing its widgets (the page then call
 def show_error(e: BaseException | str) -> None:
     """One ``st.error`` line for a user error (SemsmoothError) or any message."""
     msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    st.error(msg, icon="⚠️")
+    st.error(msg, icon=":material/error:")
 
 
 # --------------------------------------------------------------------------- cached loading
@@ -87,19 +92,38 @@ def cached_model(name: str, arch: str | None = None, num_classes: int | None = N
 
 
 @st.cache_data(show_spinner="Loading dataset…", max_entries=8)
-def _load_dataset_cached(name: str, split: str, root: str | None):
-    x, y = _datasets.load_dataset(name, split=split, root=root or None)
+def _load_dataset_cached(name: str, split: str, root: str | None, options: tuple = ()):
+    x, y = _datasets.load_dataset(name, split=split, root=root or None, **dict(options))
     return x, y
+
+
+def checked_data_root(root: str | None = None) -> str | None:
+    """The sidebar's dataset folder (or ``root``), resolved and checked to lie under the data
+    root (``semsmooth_core.paths.check_data_folder``); None for none. Raises SemsmoothError."""
+    from semsmooth_core.paths import check_data_folder
+
+    root = st.session_state.get("data_root") if root is None else root
+    return str(check_data_folder(root)) if (root or "").strip() else None
+
+
+def data_options() -> dict:
+    """The sidebar's dataset options as config keys: ``image_size`` and ``channels`` when set."""
+    out = {}
+    if int(st.session_state.get("image_size") or 0) > 0:
+        out["image_size"] = int(st.session_state["image_size"])
+    if st.session_state.get("channels") in ("grey", "rgb"):
+        out["channels"] = st.session_state["channels"]
+    return out
 
 
 def cached_dataset(name: str | None = None, split: str = "heldout", root: str | None = None):
     """``load_dataset(name, split)`` cached (``st.cache_data``): ``(x [N,C,H,W] in [0,1], y [N])``.
 
-    ``name`` defaults to the sidebar's dataset, ``root`` to the sidebar's data folder."""
+    ``name`` defaults to the sidebar's dataset, ``root`` to the sidebar's data folder (checked
+    to lie under the data root), options to the sidebar's image size and channels."""
     name = name or st.session_state.get("dataset", DEFAULT_DATASET)
-    if root is None:
-        root = st.session_state.get("data_root") or None
-    return _load_dataset_cached(name, split, root)
+    root = checked_data_root(root)
+    return _load_dataset_cached(name, split, root, tuple(sorted(data_options().items())))
 
 
 # --------------------------------------------------------------------------- model selection
@@ -161,15 +185,18 @@ def image_classifiers() -> dict[str, dict]:
     return out
 
 
-def _write_upload(uploaded) -> Path:
-    data = uploaded.getvalue()
-    digest = hashlib.sha256(data).hexdigest()[:16]
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", uploaded.name)[-80:] or "model.pt"
-    (UPLOAD_DIR / digest).mkdir(parents=True, exist_ok=True)
-    path = UPLOAD_DIR / digest / safe
-    if not path.exists():
-        path.write_bytes(data)
-    return path
+def upload_area() -> UploadArea:
+    """This session's private upload folder (created on first use; removed with the session)."""
+    area = st.session_state.get(UPLOAD_AREA)
+    if area is None or not area.alive:
+        area = st.session_state[UPLOAD_AREA] = UploadArea()
+    return area
+
+
+def _write_upload(uploaded, kind: str = "model") -> Path:
+    """Save an upload in this session's private area (checksum-verified reuse); SemsmoothError
+    when it is over the size limit of its ``kind``."""
+    return upload_area().store(uploaded.name, uploaded.getvalue(), kind=kind)
 
 
 def _card_summary(card: dict) -> str:
@@ -191,13 +218,25 @@ def _card_summary(card: dict) -> str:
 
 
 # --------------------------------------------------------------------------- sidebar
-def sidebar() -> None:
-    """The sidebar shown on every page: device, dataset, model (shipped or uploaded), seed."""
+def sidebar(pickers: bool = True) -> None:
+    """The sidebar shown on every page: a link to the glossary, device, dataset, model (shipped or
+    uploaded), seed. ``pickers=False`` (pages that pick their own model and data, e.g. Audio
+    volume) leaves out the dataset and model pickers."""
     st.session_state["device"] = describe_device()
     for k, v in st.session_state.pop(SIDEBAR_PREFILL, {}).items():  # set by a page (before the widgets)
         st.session_state[k] = v
     sb = st.sidebar
+    if Path(GLOSSARY_PAGE).exists():
+        sb.page_link(GLOSSARY_PAGE, label="Glossary of symbols", icon=":material/menu_book:")
     sb.caption(f"Compute device: **{st.session_state['device']}**")
+    if not pickers:
+        sb.caption("This page picks its own model and data (below on the page).")
+        for k in ("dataset", "data_root", "model_name", "model_arch", "model_num_classes"):
+            if k in st.session_state:  # keep the other pages' choices (an undrawn widget's value is dropped)
+                st.session_state[k] = st.session_state[k]
+        sb.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",
+                        help="Seeds every random draw (noise, transformation parameters).")
+        return
 
     names = _datasets.dataset_names()
     if st.session_state.get("dataset") not in names:
@@ -205,8 +244,20 @@ def sidebar() -> None:
     sb.selectbox("Dataset", list(names), key="dataset", help="Where samples come from.")
     sb.caption(names.get(st.session_state["dataset"], ""))
     if st.session_state["dataset"] != DEFAULT_DATASET:
+        from semsmooth_core.paths import data_root
+
         sb.text_input("Dataset folder (for datasets on disk)", key="data_root",
-                      help="Root folder of a dataset you have locally; nothing is downloaded.")
+                      help=f"Root folder of a dataset you have locally, under {data_root()}; nothing is downloaded.")
+        try:
+            checked_data_root()
+        except SemsmoothError as e:
+            sb.error(str(e), icon=":material/error:")
+        with sb.expander("Image size and channels"):
+            st.number_input("Image size (pixels; 0 = as stored)", min_value=0, max_value=4096, step=1,
+                            key="image_size", help="Shorter side to N, centre crop N×N: for folders "
+                                                   "whose images differ in size (CLI: --image-size).")
+            st.selectbox("Channels", ["as stored", "grey", "rgb"], key="channels",
+                         help="Convert the images to match the model (CLI: --channels).")
 
     models = image_classifiers()
     options = list(models) + [BYO]
@@ -218,23 +269,30 @@ def sidebar() -> None:
     if st.session_state["model_name"] in models:
         sb.caption(_card_summary(models[st.session_state["model_name"]]))
     elif st.session_state["model_name"] == BYO:
-        up = sb.file_uploader("Model file (.pt / .pth / TorchScript)", type=["pt", "pth", "ts", "bin"],
-                              key="model_upload",
+        up = sb.file_uploader(f"Model file (.pt / .pth / TorchScript; {limit_text('model')})",
+                              type=["pt", "pth", "ts", "bin"], key="model_upload",
                               help="A semsmooth checkpoint, a state_dict (give its architecture "
-                                   "below) or a TorchScript file. Loaded with weights_only=True.")
+                                   "below) or a TorchScript file. Checkpoints load with "
+                                   "weights_only=True; a TorchScript file is code: upload only "
+                                   "files you trust. Kept in a private folder of this session.")
         sb.text_input("Architecture for a plain state_dict", key="model_arch",
                       placeholder="e.g. small_cnn, resnet18_small, resnet18",
                       help="Leave empty for semsmooth checkpoints and TorchScript files.")
         if (st.session_state.get("model_arch") or "").strip():
             sb.number_input("Number of classes", min_value=2, max_value=100000, value=10, step=1,
                             key="model_num_classes")
-        st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
+        try:
+            st.session_state["model_path"] = str(_write_upload(up)) if up is not None else None
+        except SemsmoothError as e:
+            st.session_state["model_path"] = None
+            sb.error(str(e), icon=":material/error:")
+            up = None
         if up is not None:
             loaded = current_model(quiet=True)  # pages that use the model show the error
             if loaded is not None:
-                sb.caption("Loaded ✓  \n" + _card_summary(loaded[1]))
+                sb.caption("Loaded.  \n" + _card_summary(loaded[1]))
             else:
-                sb.caption("⚠️ This file does not load as a model (the page says why).")
+                sb.caption("This file does not load as a model (the page says why).")
 
     sb.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="seed",  # starts at 0
                     help="Seeds every random draw (noise, transformation parameters).")
@@ -272,11 +330,15 @@ def image_from_upload(uploaded, grayscale: bool = False, size: tuple[int, int] |
     line) when it is not a readable image, or when nothing was uploaded."""
     if uploaded is None:
         return None
+    notices: list[str] = []
     try:
-        return decode_image(uploaded.getvalue(), grayscale=grayscale, size=size)
+        x = decode_image(uploaded.getvalue(), grayscale=grayscale, size=size, notices=notices)
     except SemsmoothError as e:
         show_error(e)
         return None
+    for n in notices:
+        st.caption(f"ℹ️ {n}")
+    return x
 
 
 def sample_picker(key: str, dataset: str | None = None, split: str = "heldout",
@@ -357,13 +419,13 @@ def _spawned_workers() -> dict:
 
 
 def ensure_worker(store) -> None:
-    """Start a background worker (``semsmooth_core.jobs``) for the store's queued runs, unless one
+    """Start a background worker (``semsmooth_core.runs.jobs``) for the store's queued runs, unless one
     is running or was started by this server and is still starting: a worker needs a few
     seconds to claim its first run, and until then the store shows none, so a second "start"
     would launch a second worker that runs the next queued run in parallel instead of after.
     A worker that has claimed runs before and runs none now is ending (its queue was empty): a
     run queued now needs a new one."""
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
 
     procs = _spawned_workers()
     proc = procs.get(str(store.path))
@@ -378,7 +440,7 @@ def take_run_request() -> dict | None:
     ``"certify_run"`` and ``"certify_index"``, set by the Results page; consumed here):
     ``{"run", "name", "index", "params" (defaults filled in), "row" (the stored row or None)}``,
     or None (after one st.error line when the run cannot be read)."""
-    from semsmooth_core.pipeline import with_defaults
+    from semsmooth_core.runs.pipeline import with_defaults
     from semsmooth_core.runs import Store
 
     rid, idx = st.session_state.pop("certify_run", None), st.session_state.pop("certify_index", None)
@@ -397,7 +459,7 @@ def take_run_request() -> dict | None:
 
 def certify_widget_values(params: dict, index: int, transforms_offered: list[str]) -> tuple[dict, list[str]]:
     """Certify-page widget values (session-state keys ``cf_*``) for a run's parameters (a
-    ``semsmooth_core.pipeline`` config with defaults) and dataset ``index``, plus notes on
+    ``semsmooth_core.runs.pipeline`` config with defaults) and dataset ``index``, plus notes on
     what the page cannot carry over."""
     from semsmooth_core import transforms
 
@@ -433,3 +495,64 @@ def certify_widget_values(params: dict, index: int, transforms_offered: list[str
         else:
             notes.append("the run estimated E itself: press “Estimate E here” for the same estimate")
     return v, notes
+
+
+# --------------------------------------------------------------------------- help texts and numbers
+def hint(key: str, extra: str | None = None) -> str:
+    """Help text for a widget or metric whose label uses the glossary symbol ``key``: plain words
+    first, the unit, then the paper's reference (``semsmooth_core.glossary.help_text``)."""
+    return _glossary.help_text(key, extra)
+
+
+def fmt(v: float, digits: int = 4) -> str:
+    """A number as a person writes it: up to ``digits`` significant digits, no trailing zeros
+    (0.125 -> "0.125", 30.0 -> "30", 1e-3 -> "0.001")."""
+    v = float(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    out = f"{v:.{digits}g}"
+    if "e" in out and 1e-4 <= abs(v) < 1e6:
+        out = f"{v:.{digits + 4}f}".rstrip("0").rstrip(".")
+    return out
+
+
+def fmt_units(values, units) -> str:
+    """Per-parameter values with their units: ``[30.0], ("degrees",)`` -> "30°"; ``[2, 2],
+    ("pixels", "pixels")`` -> "2 pixels, 2 pixels"."""
+    parts = []
+    for v, u in zip(values, units):
+        parts.append(f"{fmt(v)}°" if u == "degrees" else f"{fmt(v)} {u}")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------- long work: Stop
+def start_work(key: str, what: str = "this computation"):
+    """Before a long computation: draw a Stop button (in an ``st.empty`` placeholder) and mark
+    ``key`` busy. A click on Stop makes Streamlit rerun the page, which interrupts the running
+    script at its next progress-bar update (Streamlit's own rerun mechanism; the computation is
+    thrown away). Call :func:`end_work` when it finished; :func:`stopped_notice` at the top of the
+    next run says it was stopped. Returns the placeholder."""
+    st.session_state[f"_busy_{key}"] = what
+    ph = st.empty()
+    ph.button("Stop", key=f"stop_{key}", icon=":material/stop_circle:",
+              help=f"Stops {what} now; what it computed so far is discarded.")
+    return ph
+
+
+def end_work(key: str, placeholder=None) -> None:
+    """After a long computation finished (or failed with an error message): clear the busy mark
+    and remove the Stop button."""
+    st.session_state.pop(f"_busy_{key}", None)
+    if placeholder is not None:
+        placeholder.empty()
+
+
+def stopped_notice(key: str) -> bool:
+    """True (after one ``st.info`` line) when the computation marked by :func:`start_work` did not
+    finish: Stop was pressed, or an input changed while it ran."""
+    what = st.session_state.pop(f"_busy_{key}", None)
+    if what is None:
+        return False
+    st.info(f"Stopped: {what} did not finish (Stop was pressed or an input changed while it ran). "
+            "Nothing of it is shown.", icon=":material/stop_circle:")
+    return True

@@ -135,7 +135,7 @@ def resolve_E(a, transform: str, interp: str, sigma: float, C: float, preprocess
 
 def record(cfg: dict, rows: list[dict], *, command: str, E_est: dict | None, at: float, C: float,
            planned: list[int], finished: bool, extra: dict | None = None) -> dict:
-    from semsmooth_core.summary import certified_accuracy, summarize
+    from semsmooth_core.runs.summary import certified_accuracy, summarize
 
     s = summarize(rows, radius_unit=rows[0]["radius_unit"] if rows else None)
     rp = s.get("radius_percentiles") or {"25": None, "50": None, "75": None}
@@ -305,7 +305,7 @@ def main() -> None:
     ap.add_argument("--render", action="store_true", help="only (re)write the table from --out (and --import)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
-    from semsmooth_core import pipeline
+    from semsmooth_core.runs import pipeline
     from semsmooth_core.models import load_model
     from semsmooth_core.runs import model_sha256
     from semsmooth_core.validation import SemsmoothError

@@ -5,7 +5,9 @@ Playwright, and writes ``docs/assets/home.png``, ``docs/assets/smoothing_basics.
 certification) and ``docs/assets/certify.png`` (double smoothing of a held-out digit against
 rotation with the shipped rotation model: E estimated on the page, certificate, gallery and outer
 counts), ``docs/assets/audio.png`` and ``docs/assets/gsmooth.png`` (each after a certification
-with the page's defaults) and, with ``--results-db``, ``docs/assets/results.png``. Usage::
+with the page's defaults), ``docs/assets/transform_explorer.png``, ``docs/assets/error_distribution.png``
+(after sampling ε with the page's defaults), ``docs/assets/glossary.png`` and, with
+``--results-db``, ``docs/assets/results.png``. Usage::
 
     python scripts/screenshot.py [--out docs/assets] [--width 1400] [--results-db runs.sqlite]
 
@@ -167,6 +169,77 @@ def open_row_in_certify(page, base: str, timeout_ms: int = 60_000) -> str:
 CERTIFY_MODEL = "mnist_cnn_rot_vg_noise030"
 
 
+def page_urls() -> list[str]:
+    """The URL path of every page, in navigation order (app.py: the lower-case title of each
+    ``pages/N_Title.py``; the default page is "home")."""
+    out = []
+    for p in sorted((REPO / "pages").glob("*.py")):
+        if p.name.startswith("_"):
+            continue
+        title = re.sub(r"^\d+[_\- ]*", "", p.stem) or p.stem
+        out.append(re.sub(r"[^a-z0-9]+", "_", title.replace("_", " ").strip().lower()).strip("_") or "page")
+    return out
+
+
+# Streamlit's frontend, opened on a page URL, first looks for its server under that path
+# (GET /<page>/_stcore/health and /host-config answer 404) and then under "/": an upstream
+# behaviour (streamlit/streamlit#7074, open) that an app cannot change. Only these two requests
+# are allowed to fail; any other 404 or console error counts.
+_UPSTREAM_PROBE = re.compile(r"/[a-z0-9_]+/_stcore/(health|host-config)$")
+
+
+class Console:
+    """What the browser reported while pages were open: console errors, failed requests (except
+    the upstream base-URL probe) and uncaught script errors. (A plain class: the browser test
+    loads this file without registering it as a module, which a dataclass needs.)"""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.probes = 0
+
+    def attach(self, page) -> "Console":
+        page.on("pageerror", lambda e: self.errors.append(f"script error: {e}"))
+        page.on("response", self._response)
+        page.on("console", self._console)
+        return self
+
+    def _response(self, r) -> None:
+        if r.status >= 400:
+            if r.status == 404 and _UPSTREAM_PROBE.search(r.url.split("?")[0]):
+                self.probes += 1
+            else:
+                self.errors.append(f"HTTP {r.status} {r.url}")
+
+    def _console(self, m) -> None:
+        if m.type != "error":
+            return
+        # the failed upstream probe's own console line ("Failed to load resource ... 404"): the
+        # response handler above has judged that request already
+        if "Failed to load resource" in m.text and "404" in m.text:
+            return
+        self.errors.append(f"console error: {m.text[:300]}")
+
+
+def visit(page, base: str, url: str, timeout_ms: int = 120_000) -> int:
+    """Open the page at ``url`` by its address, wait until it has run; returns how many
+    Streamlit exception boxes it shows."""
+    page.goto(f"{base}/{url}" if url != "home" else base, wait_until="domcontentloaded")
+    wait_idle(page, timeout_ms)
+    dismiss_page_not_found(page)
+    page.wait_for_timeout(1000)
+    wait_idle(page, timeout_ms)
+    return page.locator('[data-testid="stException"]').count()
+
+
+def sample_errors_on_page(page, base: str, timeout_ms: int = 180_000) -> None:
+    """Error distribution: open it and press "Sample ε" with the page's defaults; wait for the histogram."""
+    visit(page, base, "error_distribution", timeout_ms)
+    page.get_by_role("button", name=re.compile("^Sample ε")).click()
+    page.locator('[data-testid="stMetric"]', has_text="q_E at E").wait_for(state="visible", timeout=timeout_ms)
+    page.wait_for_selector(".js-plotly-plot", timeout=timeout_ms)
+    wait_idle(page, timeout_ms)
+
+
 def input_value(page, label: str) -> str | None:
     """The value the browser shows in the input field labelled ``label`` (None if there is none)."""
     return page.evaluate("l => { const el = document.querySelector(`input[aria-label=\"${l}\"]`); "
@@ -253,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
                     "(e.g. the 1,000-input run of benchmarks/run_lifecycle.py with a Cohen log imported by "
                     "`runs import`); the page shows its newest run of ours and its newest imported log")
     ap.add_argument("--results-height", type=int, default=1900, help="Results screenshot height (pixels)")
+    ap.add_argument("--explorer-height", type=int, default=1500, help="Transform explorer screenshot height (pixels)")
+    ap.add_argument("--errors-height", type=int, default=1500, help="Error distribution screenshot height (pixels)")
+    ap.add_argument("--glossary-height", type=int, default=1300, help="Glossary screenshot height (pixels)")
     args = ap.parse_args(argv)
     chromium = find_chromium()
     if chromium is None:
@@ -280,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
         page_shot(page, out / "audio.png", args.width, args.audio_height)
         gsm = certify_on_page(page, base, "gsmooth").replace("\n", " ")
         page_shot(page, out / "gsmooth.png", args.width, args.gsmooth_height)
+        visit(page, base, "transform_explorer")
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        page_shot(page, out / "transform_explorer.png", args.width, args.explorer_height)
+        sample_errors_on_page(page, base)
+        page_shot(page, out / "error_distribution.png", args.width, args.errors_height)
+        visit(page, base, "glossary")
+        page_shot(page, out / "glossary.png", args.width, args.glossary_height)
         if args.results_db:
             page.goto(f"{base}/results", wait_until="domcontentloaded")
             wait_idle(page)
@@ -287,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
             page_shot(page, out / "results.png", args.width, args.results_height)
     print(f"wrote {out / 'home.png'}, {out / 'smoothing_basics.png'} (certified radius {radius}), "
           f"{out / 'certify.png'} (double smoothing, radius {r_double} degrees), {out / 'audio.png'} "
-          f"({audio}) and {out / 'gsmooth.png'} ({gsm})" + (f"; {out / 'results.png'}" if args.results_db else ""))
+          f"({audio}), {out / 'gsmooth.png'} ({gsm}), {out / 'transform_explorer.png'}, "
+          f"{out / 'error_distribution.png'}, {out / 'glossary.png'}"
+          + (f"; {out / 'results.png'}" if args.results_db else ""))
     return 0
 
 

@@ -175,7 +175,8 @@ def decode_audio(data: bytes, name: str | None = None, max_seconds: float = MAX_
     Refused with a one-line :class:`SemsmoothError`: empty files, files that are not audio,
     audio with no samples, files longer than ``max_seconds`` (or larger than 20 MiB), NaN/inf
     samples. Changed with a notice: stereo/multichannel -> mean mixdown; other sample rates ->
-    resampled to 16 kHz (soxr); shorter/longer than 1 s -> padded / loudest 1 s kept.
+    resampled to 16 kHz (soxr); shorter/longer than 1 s -> padded / loudest 1 s kept; float
+    samples beyond full scale (|x| > 1) -> clipped to ±1 (the notice gives the peak in dBFS).
     """
     import soundfile as sf
 
@@ -216,6 +217,12 @@ def decode_audio(data: bytes, name: str | None = None, max_seconds: float = MAX_
     clip, n = fit_clip(x)
     if n:
         notices.append(n)
+    peak = float(np.abs(clip).max()) if clip.size else 0.0
+    if peak > 1.0:  # a float file louder than full scale: int16 storage clips it
+        frac = float(np.mean(np.abs(clip) > 1.0))
+        notices.append(f"{frac:.1%} of the samples exceeded full scale (peak {peak:.2f} = "
+                       f"{20 * np.log10(peak):+.1f} dBFS) and were clipped to ±1; lower the file's volume by "
+                       f"{20 * np.log10(peak):.1f} dB to keep its waveform")
     clip = quantize_int16(torch.from_numpy(clip)).numpy()
     if np.abs(clip).max() == 0:
         notices.append("the clip is silent")

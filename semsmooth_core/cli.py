@@ -13,7 +13,9 @@ import importlib
 import json
 import math
 import pkgutil
+import sqlite3
 import sys
+import warnings
 from typing import Callable
 
 from semsmooth_core.validation import SemsmoothError
@@ -93,8 +95,22 @@ def _print_human(result: dict, indent: str = "") -> None:
             _print_human(v, indent + "  ")
         elif isinstance(v, list) and len(v) > 12:
             print(f"{indent}{k}: [{len(v)} items; use --json for all]")
+        elif isinstance(v, list) and v and all(isinstance(t, str) for t in v):
+            print(f"{indent}{k}:")
+            for t in v:
+                print(f"{indent}  - {t}")
         else:
             print(f"{indent}{k}: {v}")
+
+
+_show_warning = warnings.showwarning
+
+
+def _show_notice(message, category, filename, lineno, file=None, line=None):
+    if category.__name__ == "SemsmoothNotice":
+        print(f"notice: {message}", file=sys.stderr)
+    else:
+        _show_warning(message, category, filename, lineno, file, line)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,9 +135,20 @@ def main(argv: list[str] | None = None) -> int:
     mod = args._module
     progress = None if args.quiet else stderr_progress(mod.NAME, getattr(mod, "PROGRESS_UNIT", "it"))
     try:
-        result = mod.run(args, progress)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_notice  # changes made to the user's data: one line each
+            result = mod.run(args, progress)
     except SemsmoothError as e:
-        print(f"{parser.prog} {mod.NAME}: error: {e}", file=sys.stderr)
+        print(f"{parser.prog} {mod.NAME}: error: {str(e).strip().splitlines()[0] if str(e).strip() else e}",
+              file=sys.stderr)
+        return 2
+    except sqlite3.Error as e:  # a store error the store did not word itself
+        print(f"{parser.prog} {mod.NAME}: error: results database: {type(e).__name__}: "
+              f"{str(e).splitlines()[0] if str(e) else ''}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file that cannot be read or written (full disk, permissions)
+        where = f" {e.filename}" if getattr(e, "filename", None) else ""
+        print(f"{parser.prog} {mod.NAME}: error:{where} {e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{parser.prog} {mod.NAME}: interrupted", file=sys.stderr)

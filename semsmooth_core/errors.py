@@ -363,6 +363,9 @@ def min_count_for(q: float, n: int, alpha_E: float) -> int | None:
     """The smallest k with cp_lower(k, n, α_E) ≥ q (None when even k = n falls short)."""
     if cp_lower(n, n, alpha_E) < q:
         return None
+    if n <= 5000:                      # one vectorized call
+        ks = np.arange(n + 1)
+        return int(np.argmax(cp_lower(ks, np.full_like(ks, n), alpha_E) >= q))
     lo, hi = 0, n                      # cp_lower is increasing in k
     while lo < hi:
         mid = (lo + hi) // 2
@@ -374,8 +377,17 @@ def min_count_for(q: float, n: int, alpha_E: float) -> int | None:
 
 
 def E_for_q(norms, q: float, alpha_E: float = 0.001) -> dict:
-    """The smallest E whose lower bound q̲_E reaches ``q``: E = the k-th smallest worst-part norm
-    (nudged up so that ‖ε‖ < E holds for k samples), k = min{k : CP_lower(k, n, α_E) ≥ q}.
+    """The smallest E whose lower bound q̲_E reaches ``q``, with E chosen ON these samples.
+
+    k* = min{k : CP_lower(k, n, α_E) ≥ q} is fixed before looking; E = the k*-th smallest
+    worst-part norm nudged up by one ulp (so that at least k* samples lie strictly below E), and
+    ``q_E_lower = CP_lower(k*, n, α_E)``. Why k* and not the observed count #{‖ε‖ < E}: when norms
+    tie at the chosen order statistic (lattice-valued norms: rounding to k/255), the observed
+    count exceeds k* by the ties, and a bound computed from it is anti-conservative (issue 13:
+    failure rate 0.115 at α = 0.1). With k* the bound is valid for this data-chosen E: if
+    P(‖ε‖ < E) < CP_lower(k*) then the fixed set {‖ε‖ < e₀} (e₀ the largest such threshold) has
+    probability ≤ CP_lower(k*) yet holds ≥ k* of the n samples — probability ≤ α_E by the
+    definition of the Clopper-Pearson bound. ``k`` = k*, ``k_below`` = the observed count.
     ``E`` is ``inf`` when n is too small for q at this α_E."""
     if not (0.0 < q < 1.0):
         raise SemsmoothError(f"q must lie strictly between 0 and 1, got {q!r}")
@@ -388,9 +400,93 @@ def E_for_q(norms, q: float, alpha_E: float = 0.001) -> dict:
         return {"q": q, "E": math.inf, "k": None, "n": n, "q_E_lower": float(cp_lower(n, n, alpha_E)),
                 "alpha_E": alpha_E}
     E = 0.0 if k == 0 else float(np.nextafter(worst[k - 1], np.inf))
-    got = q_E(worst, E, alpha_E)
-    return {"q": q, "E": E, "k": got["k"], "n": n, "q_E": got["q_E"], "q_E_lower": got["q_E_lower"],
-            "alpha_E": alpha_E}
+    k_below = int(np.searchsorted(worst, E, side="left"))          # #{‖ε‖ < E}, ties included
+    return {"q": q, "E": E, "k": k, "k_below": k_below, "n": n, "q_E": k_below / n,
+            "q_E_lower": float(cp_lower(k, n, alpha_E)), "alpha_E": alpha_E}
+
+
+# --------------------------------------------------------------------------- E for one input
+def _one_input(setup: ErrorSetup, x: torch.Tensor) -> torch.Tensor:
+    """x as a batch of one: images ``[1,C,H,W]``, waveforms ``[1,T]``."""
+    nd = {"image": 3, "audio": 1}[setup.t.modality]
+    if not isinstance(x, torch.Tensor) or x.ndim not in (nd, nd + 1) or (x.ndim == nd + 1 and len(x) != 1):
+        got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise SemsmoothError(f"estimate_E_for_input needs ONE input ({'[C,H,W]' if nd == 3 else '[T]'}), got {got}")
+    return (x if x.ndim == nd + 1 else x.unsqueeze(0)).float()
+
+
+def input_norms(setup: ErrorSetup, x: torch.Tensor, beta: torch.Tensor, gamma: torch.Tensor,
+                batch_size: int = 1000) -> np.ndarray:
+    """Worst-part ‖ε(β_i, γ_i, x)‖₂ for one fixed input x and ``n`` draws (β_i, γ_i): ``[n]``.
+    Batched on x's device, the same ε (transform, rounding, preprocessing) as :func:`eps`."""
+    x1 = _one_input(setup, x)
+    out = np.empty(len(beta), dtype=np.float64)
+    with torch.no_grad():
+        for s in range(0, len(beta), batch_size):
+            e = min(len(beta), s + batch_size)
+            xb = x1.expand(e - s, *x1.shape[1:])
+            err = eps(setup, xb, beta[s:e].to(x1.device), gamma[s:e].to(x1.device))
+            out[s:e] = part_norms(err, setup.norm).amax(dim=1).double().cpu().numpy()
+    return out
+
+
+def estimate_E_for_input(setup: ErrorSetup, x: torch.Tensor, n: int, seed: int = 0, *,
+                         E: float | None = None, E_cap: float | None = None, n_select: int | None = None,
+                         select_quantile: float = 0.975, alpha_E: float = 0.001, attacker: str = "random",
+                         batch_size: int = 1000, cells: int | None = None) -> dict:
+    """E and its Clopper-Pearson lower bound q̲_E for ONE input x (Fischer §6 with x fixed).
+
+    ``attacker="random"``: q_E(x) = P_{β ~ N(0, σ²), γ ~ U(C)}(‖ε(β, γ, x)‖₂ < E);
+    ``attacker="worst-case"``: q_E(x) = P_β(max_{γ∈C} ‖ε(β, γ, x)‖₂ < E), each max replaced by the
+    proven upper bound of :func:`semsmooth_core.worstcase.max_eps_upper` (so q̲_E is a lower bound
+    for the true q_E). ε is the same as :func:`eps` (transform, interpolation, rounding,
+    preprocessing), computed on x's device.
+
+    E is never chosen on the samples that bound it: with ``E`` given (pre-planned) only the
+    estimation sample is drawn; else ``n_select`` (default max(min(100, n), n // 4)) SELECTION draws
+    give E = their ``select_quantile`` order statistic (nudged up one ulp), capped at ``E_cap``
+    (the largest E the inner test can pass, :func:`semsmooth_core.planner.plan_input_E`), and
+    ``n`` FRESH draws give k = #{‖ε‖ < E} (strictly below) and q̲_E = CP_lower(k, n, α_E):
+    P(q_E(x) < q̲_E) ≤ α_E. All draws come from one CPU generator seeded with ``seed``
+    (selection first, then estimation), so the result does not depend on the device.
+
+    Returns ``{"E", "q_E_lower", "q_E" (k/n), "k", "n", "n_select", "alpha_E", "E_capped",
+    "E_selected" (before the cap), "attacker", "seconds"}``.
+    """
+    n = check_count("samples", n)
+    alpha_E = check_alpha(alpha_E, "alpha_E")
+    if attacker not in ("random", "worst-case"):
+        raise SemsmoothError(f"attacker must be random or worst-case, got {attacker!r}")
+    if not (0.0 < select_quantile <= 1.0):
+        raise SemsmoothError(f"select_quantile must lie in (0, 1], got {select_quantile!r}")
+    x1 = _one_input(setup, x)
+    t0 = time.perf_counter()
+    n_sel = 0 if E is not None else (check_count("n_select", n_select) if n_select is not None
+                                     else max(min(100, n), n // 4))
+    _, beta, gamma = draw(setup, n_sel + n, 1, seed)
+
+    def worst(b, g, threshold=None):
+        if attacker == "random":
+            return input_norms(setup, x1, b, g, batch_size)
+        from semsmooth_core.worstcase import max_eps_upper
+
+        res = max_eps_upper(setup, x1[0], b, threshold=threshold, init_cells=cells)
+        return np.asarray(res.bound, dtype=np.float64)
+
+    E_sel, capped = None, False
+    if E is None:
+        sel = np.sort(worst(beta[:n_sel], gamma[:n_sel]))
+        j = min(n_sel, max(1, int(math.ceil(select_quantile * n_sel))))
+        E_sel = float(np.nextafter(sel[j - 1], np.inf))
+        E = E_sel
+        if E_cap is not None and E > float(E_cap):
+            E, capped = float(E_cap), True
+    E = check_positive("E", E, allow_zero=True)
+    est = worst(beta[n_sel:], gamma[n_sel:], threshold=E)
+    k = int(np.sum(est < E))
+    return {"E": float(E), "q_E_lower": float(cp_lower(k, n, alpha_E)), "q_E": k / n, "k": k, "n": n,
+            "n_select": n_sel, "alpha_E": float(alpha_E), "E_capped": capped, "E_selected": E_sel,
+            "attacker": attacker, "seconds": time.perf_counter() - t0}
 
 
 QUANTILES = (0.5, 0.9, 0.95, 0.99)

@@ -176,3 +176,105 @@ def _safe_min_n(r, sigma, alpha, rho=0.0):
         return stats.min_samples_for_radius(r, sigma, alpha, rho=rho, n_max=10**8)
     except SemsmoothError:
         return None
+
+
+def min_n_for_share(share: float, alpha: float, rho: float = 0.0, n_max: int = 10**8) -> int | None:
+    """The smallest n at which a vote share ``share`` (k = ⌊share·n⌋ of n samples for the top class)
+    gives ``cp_lower(k, n, alpha) − ρ > 1/2`` (Cohen et al.'s CERTIFY stops abstaining; Lemma 4.3
+    with ρ), by doubling then bisection (⌊share·n⌋ makes the condition jitter by one vote near the
+    boundary, so the n found is the boundary up to that jitter). None when even n_max samples
+    cannot (share − ρ <= 1/2). Used to tell an abstaining
+    user how many samples the same vote share would need."""
+    check_alpha(alpha)
+    share = float(share)
+    if share - rho <= 0.5:
+        return None
+
+    def ok(n: int) -> bool:
+        return stats.cp_lower(int(math.floor(share * n)), n, alpha) - rho > 0.5
+
+    hi = 1
+    while not ok(hi):
+        hi *= 2
+        if hi > n_max:
+            return None
+    lo = hi // 2
+    while hi - lo > 1:  # ok(hi), not ok(lo) (floor makes ok almost monotone: accept the bisection's n)
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def inner_E_cap(sigma_eps: float, n_eps: int, alpha_in: float, miss_fraction: float = 0.01,
+                rho_next: float = 0.0) -> float:
+    """The largest E the inner test still passes when a fraction ``miss_fraction`` of its n_ε
+    noisy samples is misclassified: ``σ_ε Φ⁻¹(CP_lower(n_ε − m, n_ε, α_in) − ρ_next)``,
+    m = ⌊miss_fraction · n_ε⌋ (the E = dead-end threshold of :func:`dead_end`, scaled back so the
+    inner test keeps room for a few wrong votes). 0 when nothing above E = 0 is reachable."""
+    m = int(math.floor(miss_fraction * n_eps))
+    p = float(stats.cp_lower(int(n_eps) - m, int(n_eps), alpha_in)) - rho_next
+    return float(sigma_eps * _st.norm.ppf(p)) if p > 0.5 else 0.0
+
+
+@dataclass
+class InputEPlan:
+    """How E is chosen per input (:func:`plan_input_E`); see its docstring."""
+
+    n_E: int
+    n_select: int
+    select_quantile: float
+    E_cap: float
+    miss_budget: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def plan_input_E(sigma_eps, n_eps, alpha_eps, alpha_E: float, n_gamma: int, alpha_gamma: float,
+                 sigma_gamma: float = 1.0, attacker_max: float | None = None, attacker: str = "random",
+                 n_E: int | None = None) -> InputEPlan:
+    """Sample sizes and E rule for the per-input E of double / k-smoothing
+    (:func:`semsmooth_core.errors.estimate_E_for_input`), before any sample is drawn.
+
+    1. ``E_cap`` = :func:`inner_E_cap` (1 % wrong inner votes allowed; per partition for
+       k-smoothing, nested levels pay ρ_next = α of the level below): E above it makes the inner
+       test infeasible or nearly so, so E is capped there (q̲_E then says how often ε exceeds it).
+    2. ``miss_budget`` b: the largest 1 − q̲_E in [0.005, 0.05] at which the best reachable radius
+       (all n_γ inner tests passing, :func:`max_radius_double`) still reaches min(the range C,
+       95 % of the radius with b = 0); a larger E costs inner passes, a larger b costs radius.
+    3. ``n_E`` = ⌈ln α_E / ln(1 − b/4)⌉ (so that the Clopper-Pearson slack of an all-below count
+       is at most b/4), within [200, 5000] (random attacker) or [100, 400] (worst case: each β
+       bounds a whole grid of γ cells); ``n_select`` = max(min(100, n_E), n_E/4) selection draws and
+       ``select_quantile`` = 1 − b/2 (the other half of b is the CP slack).
+    """
+    sig = list(sigma_eps) if isinstance(sigma_eps, (list, tuple)) else [sigma_eps]
+    ns = list(n_eps) if isinstance(n_eps, (list, tuple)) else [n_eps] * len(sig)
+    als = list(alpha_eps) if isinstance(alpha_eps, (list, tuple)) else [alpha_eps] * len(sig)
+    K = max(len(sig), len(ns), len(als))
+    sig, ns, als = (v * K if len(v) == 1 else v for v in (sig, ns, als))
+    caps = [inner_E_cap(float(sig[k]), int(ns[k]), float(als[k]),
+                        rho_next=float(als[k + 1]) if k + 1 < K else 0.0) for k in range(K)]
+    E_cap = min(caps)
+    a_eps0 = float(als[0])
+
+    def best_r(b):
+        return max_radius_double(float(sigma_gamma), int(n_gamma), float(alpha_gamma), a_eps0, 1.0 - b,
+                                 float(alpha_E))
+
+    r0 = best_r(0.0)
+    target = 0.95 * r0 if attacker_max is None else min(float(attacker_max), 0.95 * r0)
+    b = 0.005
+    for cand in (0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.0075, 0.005):
+        if best_r(cand) >= target:
+            b = cand
+            break
+    lo, hi = (200, 5000) if attacker == "random" else (100, 400)
+    if n_E is None:
+        n_E = int(math.ceil(math.log(alpha_E) / math.log(1.0 - b / 4)))
+        n_E = int(min(hi, max(lo, n_E)))
+    n_E = check_count("E samples per input", n_E)
+    return InputEPlan(n_E=n_E, n_select=max(min(100, n_E), n_E // 4), select_quantile=1.0 - b / 2, E_cap=E_cap,
+                      miss_budget=b)

@@ -35,6 +35,24 @@ class Certificate:
     correction); ``rho`` the correction of Fischer Lemma 4.3 (0 for plain smoothing);
     ``alpha`` the failure probability of the certificate as a whole; ``n_forward`` the number of
     model forward passes (single inputs) spent; ``seconds`` wall-clock time.
+
+    What the certificate claims (DESIGN.md "What a certificate may claim"; the sentence
+    :attr:`statement` = :func:`explain_certificate` is written from these fields only):
+
+    - ``attacker``: ``"random"`` (the parameter is drawn uniformly from the range C — Fischer's
+      distributional attacker) or ``"worst-case"`` (left None, it is filled from the kind: random
+      for double / k-smoothing, worst-case for the others) (any parameter the certificate covers: every
+      γ in C for double smoothing with a worst-case E, any l2 perturbation within the radius
+      for noise smoothing, any parameter below the radius for parameter smoothing / GSmooth).
+    - ``E_scope``: ``"input"`` (E and q̲_E estimated on THIS input at certify time),
+      ``"dataset"`` (an average over inputs like the training split, or given by the user), or
+      None (no E: noise, parameter smoothing, GSmooth).
+    - ``E``, ``q_E_lower``: the bound on ‖ε‖₂ and its Clopper-Pearson lower bound that entered ρ
+      (None without E; for k-smoothing ``E`` is the largest partition's E and ``extra["E"]``
+      has them all).
+    - ``sound``: True only when every quantity in the radius is a proven bound or a confidence
+      bound whose failure probability is inside ``alpha``; False for an estimate (e.g. a grid
+      estimate of GSmooth's M, or parameter smoothing of a transform with interpolation error).
     """
 
     label: int
@@ -47,15 +65,77 @@ class Certificate:
     rho: float = 0.0
     counts: list[int] = field(default_factory=list)
     extra: dict = field(default_factory=dict)
+    attacker: str | None = None
+    E_scope: str | None = None
+    E: float | None = None
+    q_E_lower: float | None = None
+    sound: bool = True
+
+    def __post_init__(self):
+        label_certificate(self)
 
     @property
     def abstained(self) -> bool:
         return self.label == ABSTAIN
 
+    @property
+    def statement(self) -> str:
+        """The plain-language guarantee (:func:`explain_certificate`), from the fields only."""
+        return explain_certificate(self)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["abstained"] = self.abstained
+        d["statement"] = self.statement
         return d
+
+
+ATTACKERS = ("random", "worst-case")
+E_SCOPES = ("input", "dataset")
+
+
+def label_certificate(cert: "Certificate") -> "Certificate":
+    """Normalize a certificate's claim fields: copy ``extra["attacker"]`` / ``extra["sound"]`` /
+    ``extra["E_scope"]`` (as GSmooth and older code put them) onto the fields when present, map
+    free-text attacker descriptions ("worst case: ...", "random: ...") onto ``random`` /
+    ``worst-case``, and refuse unknown values. Called by ``Certificate.__post_init__``."""
+    e = cert.extra if isinstance(cert.extra, dict) else {}
+    a = e.get("attacker")
+    if isinstance(a, str) and a:
+        low = a.lower()
+        if low.startswith("worst") or low.startswith("any") or "every" in low.split(":")[0]:
+            cert.attacker = "worst-case"
+        elif low.startswith("random"):
+            cert.attacker = "random"
+    if "sound" in e and e["sound"] is not None:
+        cert.sound = bool(e["sound"])
+    if e.get("E_scope") in E_SCOPES and cert.E_scope is None:
+        cert.E_scope = e["E_scope"]
+    if e.get("method") in ("gsmooth", "resolvable"):
+        if not (isinstance(a, str) and a):
+            cert.attacker = "worst-case"        # GSmooth: any severity up to the radius
+        if e.get("sound") is None:
+            # Hao et al.: the resolvable radius (Thm 1) is exact; the surrogate's M is maximised on a grid
+            cert.sound = e.get("method") == "resolvable"
+    sm = e.get("smoothing", "noise")
+    if cert.attacker is None:
+        # not given: the kind decides — noise and parameter smoothing certify every point of their
+        # ball (worst case inside it); double / k-smoothing default to the random attacker
+        cert.attacker = "random" if sm in ("double", "ksmooth") and e.get("method") is None else "worst-case"
+    if cert.E_scope is None and sm in ("double", "ksmooth") and e.get("method") is None and e.get("E") is not None:
+        cert.E_scope = "dataset"        # E from elsewhere, not said to be this input's: the weaker claim
+    if cert.E is None and cert.E_scope is not None and e.get("E") is not None:
+        Ev = e["E"]
+        cert.E = float(max(Ev)) if isinstance(Ev, (list, tuple)) else float(Ev)
+    if cert.q_E_lower is None and cert.E_scope is not None and e.get("q_E_lower") is not None:
+        qv = e["q_E_lower"]
+        cert.q_E_lower = (1.0 - sum(1.0 - float(q) for q in qv)) if isinstance(qv, (list, tuple)) else float(qv)
+    if cert.attacker not in ATTACKERS:
+        raise SemsmoothError(f"attacker must be one of {', '.join(ATTACKERS)}, got {cert.attacker!r}")
+    if cert.E_scope not in (None, *E_SCOPES):
+        raise SemsmoothError(f"E_scope must be input, dataset or None, got {cert.E_scope!r}")
+    cert.sound = bool(cert.sound)
+    return cert
 
 
 # --------------------------------------------------------------------------- sampling
@@ -152,7 +232,8 @@ def certify_noise(model, x: torch.Tensor, sigma: float, n0: int, n: int, alpha: 
     r = stats.radius(sigma, p_lower)
     return Certificate(label=label, radius=r if label != ABSTAIN else 0.0, p_lower=p_lower,
                        alpha=alpha, n_forward=total, seconds=time.perf_counter() - t0,
-                       counts=c1.tolist(), extra={"sigma": sigma, "n0": n0, "n": n})
+                       counts=c1.tolist(), extra={"sigma": sigma, "n0": n0, "n": n},
+                       attacker="worst-case")
 
 
 def select_and_estimate(model, make, n0: int, n: int, alpha: float, batch_size: int,
@@ -379,9 +460,12 @@ def certify_transform(model, x: torch.Tensor, transform, sigma, n0: int, n: int,
     r = r if label != ABSTAIN else 0.0
     if clip and spec.attacker_range is not None and label != ABSTAIN:
         r, extra["clipped"] = _clip(r, spec, cov, iso)
+    # sound only for a caller's own transform (it promises exact composition); a registry transform
+    # interpolates and rounds, and that error is not bounded here (double smoothing bounds it)
+    exact = not isinstance(transform, str) and callable(transform) and not hasattr(transform, "interpolations")
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=alpha, n_forward=total,
                        seconds=time.perf_counter() - t0, radius_unit=unit_s, counts=c1.tolist(),
-                       extra=extra)
+                       extra=extra, attacker="worst-case", sound=exact)
 
 
 def _sigma_repr(cov: torch.Tensor, iso: bool):
@@ -527,7 +611,8 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
                    preprocess: Callable | None = None, num_classes: int | None = None,
                    attacker_range=None, E_worst_case: bool = False, inner_mode: str = "lemma",
                    sequential=None, clip: bool = True, dim: int | None = None,
-                   unit: str | None = None, quantize: bool = True) -> Certificate:
+                   unit: str | None = None, quantize: bool = True, attacker: str | None = None,
+                   E_scope: str = "dataset") -> Certificate:
     """CERTIFY by double smoothing (Fischer §5.2, §6.2, Lemma 4.3).
 
     Outer: β ~ N(0, Σ_γ) over the realistic transform ψ^I_β (interpolated, rounded to k/255,
@@ -543,10 +628,19 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     range C that E was computed for (``extra["clipped"]``), as the paper's † entries.
 
     Guarantee: with probability >= 1 − ``extra["total_failure"]`` (:func:`double_total_failure`),
-    g(ψ^I_γ(x)) = c_A for every γ in C with ‖γ‖ < R, against an attacker who draws γ ~ U(C)
-    (``E_worst_case=False``: E, q̲_E from the distributional estimate), or against every γ in C
-    (``E_worst_case=True``: E bounds max_γ ‖ε‖ for the sampled β) — ``extra["attacker"]``.
-    E must live in the space of the inner noise: measured after ``preprocess``.
+    g(ψ^I_γ(x)) = c_A for γ in C with ‖γ‖ < R, against ``attacker``:
+
+    - ``"random"`` (default): γ ~ U(C) — q̲_E lower-bounds P_{β,γ}(‖ε(β,γ,x)‖ < E);
+    - ``"worst-case"`` (or the old ``E_worst_case=True``): every γ in C — the caller promises that
+      q̲_E lower-bounds P_β(max_{γ∈C} ‖ε(β,γ,x)‖ < E) (a proven upper bound per β, e.g.
+      :func:`semsmooth_core.worstcase.max_eps_upper`).
+
+    ``E_scope`` says whose E it is: ``"input"`` (estimated for this x, e.g. by
+    :func:`semsmooth_core.errors.estimate_E_for_input`: the guarantee holds for this input) or
+    ``"dataset"`` (default for numbers handed in: an average over inputs like the training
+    split, so the guarantee holds on average over such inputs). Both go onto the Certificate's
+    fields and into its statement. E must live in the space of the inner noise: measured after
+    ``preprocess``.
 
     ``sequential``: None (fixed n_ε for every β, as the paper), ``"looks"`` / ``"mixture"``
     (planner's default schedule, :func:`semsmooth_core.planner.inner_plan`), or a
@@ -572,6 +666,8 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     if not (E >= 0.0) or not torch.isfinite(torch.tensor(E)):
         raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
     batch_size = check_count("batch_size", batch_size)
+    attacker = _attacker(attacker, E_worst_case)
+    E_scope = _E_scope(E_scope)
     x = _check_input(x)
     spec = resolve_transform(transform, interpolation, quantize, dim, unit, attacker_range)
     cov, iso = parse_sigma(sigma_gamma, spec.dim)
@@ -659,8 +755,7 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
         "alpha_E": alpha_E, "alpha_inner": alpha_in, "inner_mode": inner_mode, "inner_threshold": theta,
         "total_failure": total_failure, "clipped": clipped,
         "attacker_range": [list(r_) for r_ in spec.attacker_range] if spec.attacker_range else None,
-        "attacker": ("worst case: every γ in C (E bounds max over γ in C)" if E_worst_case
-                     else "random: γ ~ U(C) (E, q_E from the distributional estimate)"),
+        "attacker": _ATTACKER_TEXT[attacker], "E_scope": E_scope,
         "sequential": None if not seq else {"method": plan.method, "looks": list(plan.looks),
                                             "alphas": list(plan.alphas), "futility_alpha": plan.futility_alpha},
         "stopped_early": stopped_early, "outer_successes": S,
@@ -672,7 +767,28 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     })
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
                        seconds=time.perf_counter() - t0, radius_unit=unit_s, rho=rho,
-                       counts=[S, n_gamma - S], extra=extra)
+                       counts=[S, n_gamma - S], extra=extra, attacker=attacker, E_scope=E_scope,
+                       E=E, q_E_lower=float(q_E_lower), sound=True)
+
+
+_ATTACKER_TEXT = {"random": "random: γ ~ U(C) (q̲_E bounds P(‖ε‖ < E) over β and a random γ)",
+                  "worst-case": "worst-case: every γ in C (q̲_E bounds P(max over γ in C of ‖ε‖ < E) over β)"}
+
+
+def _attacker(attacker: str | None, E_worst_case: bool = False) -> str:
+    if attacker is None:
+        return "worst-case" if E_worst_case else "random"
+    if attacker not in ATTACKERS:
+        raise SemsmoothError(f"attacker must be random or worst-case, got {attacker!r}")
+    if E_worst_case and attacker != "worst-case":
+        raise SemsmoothError("E_worst_case=True contradicts attacker='random'")
+    return attacker
+
+
+def _E_scope(scope) -> str:
+    if scope not in E_SCOPES:
+        raise SemsmoothError(f"E_scope must be input or dataset, got {scope!r}")
+    return scope
 
 
 def _inner_plan(sequential, n_eps: int, alpha_in: float, theta: float) -> stats.SequentialPlan:
@@ -741,29 +857,18 @@ def partition_masks(kind, shape) -> torch.Tensor:
         if m.ndim != 4 or tuple(m.shape[1:]) != (C, H, W) or not torch.all(m.sum(0) == 1):
             raise SemsmoothError("partition masks must be [K,C,H,W], 0/1, and cover each entry exactly once")
         return m
-    ms = []
-    if kind in ("none", None):
-        ms = [torch.ones(C, H, W)]
-    elif kind == "halves":
-        left = torch.zeros(C, H, W)
-        left[..., : W // 2] = 1
-        ms = [left, 1 - left]
-    elif kind == "channels":
-        for c in range(C):
-            m = torch.zeros(C, H, W)
-            m[c] = 1
-            ms.append(m)
-    elif kind == "quadrants":
-        for top in (True, False):
-            for lft in (True, False):
-                m = torch.zeros(C, H, W)
-                rs = slice(0, H // 2) if top else slice(H // 2, H)
-                cs = slice(0, W // 2) if lft else slice(W // 2, W)
-                m[:, rs, cs] = 1
-                ms.append(m)
-    else:
+    if kind not in PARTITION_NORMS:
         raise SemsmoothError(f"unknown partition {kind!r}; use halves, channels, quadrants or none")
-    return torch.stack(ms)
+    # ONE mask function for E estimation and k-smoothing (errors.part_masks: the left half / top
+    # half takes the odd column / row), so each E_k bounds exactly the part its noise covers
+    from semsmooth_core.errors import part_masks
+
+    return part_masks(C, H, W, PARTITION_NORMS[kind]).float()
+
+
+#: k-smoothing partition name -> the partition (``norm``) of :mod:`semsmooth_core.errors`
+PARTITION_NORMS = {"none": "whole", None: "whole", "halves": "half", "channels": "channel",
+                   "quadrants": "quadrant"}
 
 
 def _per_level(v, K, name, fn):
@@ -832,7 +937,8 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
                     interpolation: str = "bilinear", preprocess: Callable | None = None,
                     num_classes: int | None = None, attacker_range=None, E_worst_case: bool = False,
                     clip: bool = True, dim: int | None = None, unit: str | None = None,
-                    quantize: bool = True) -> Certificate:
+                    quantize: bool = True, attacker: str | None = None,
+                    E_scope: str = "dataset") -> Certificate:
     """CERTIFY by k-smoothing (Fischer §6.3): double smoothing whose inner smoothing is nested
     over K partitions of the input (halves, colour channels, quadrants), with a bound E_k per
     partition. ``sigma_eps``, ``E``, ``n_eps``, ``alpha_eps`` are per partition (or one value
@@ -844,8 +950,11 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
     ``cp_lower(S, n_k, α_k) − α_{k+1} >= Φ(E_k/σ_k)`` (Lemma 4.3 with ρ = α_{k+1}). The outer
     step is as in :func:`certify_double` with ρ = :func:`ksmooth_rho`. Cost: n_γ · Π_k n_k
     forward passes (the paper's n_γ · n_L · n_R), all drawn and classified in device batches.
+    ``attacker`` and ``E_scope`` as in :func:`certify_double`.
     """
     t0 = time.perf_counter()
+    attacker = _attacker(attacker, E_worst_case)
+    E_scope = _E_scope(E_scope)
     x = _check_input(x)
     masks = partition_masks(partitions, tuple(x.shape))
     K = masks.shape[0]
@@ -902,10 +1011,13 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
                   "clipped": clipped, "outer_successes": S, "betas": betas.cpu().tolist(),
                   "attacker_range": [list(r_) for r_ in spec.attacker_range] if spec.attacker_range else None,
                   "inner_verdict": ["certified" if v else "not certified" for v in ok.tolist()],
-                  "attacker": ("worst case: every γ in C" if E_worst_case else "random: γ ~ U(C)")})
+                  "attacker": _ATTACKER_TEXT[attacker], "E_scope": E_scope})
+    qs = q_E_lower if isinstance(q_E_lower, (list, tuple)) else [q_E_lower]
+    q_joint = 1.0 - sum(1.0 - float(q) for q in qs) if len(qs) > 1 else float(qs[0])   # union bound
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=total_failure, n_forward=done,
                        seconds=time.perf_counter() - t0, radius_unit=unit_s, rho=rho,
-                       counts=[S, n_gamma - S], extra=extra)
+                       counts=[S, n_gamma - S], extra=extra, attacker=attacker, E_scope=E_scope,
+                       E=float(max(Es)), q_E_lower=q_joint, sound=True)
 
 
 def predict_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, n_gamma: int, n_eps,
@@ -942,31 +1054,84 @@ def predict_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, n
             "seconds": time.perf_counter() - t0}
 
 
+#: the word for one parameter value of each transformation (statements say "an angle", "a shift" ...)
+PARAM_WORDS = {"rotation": "angle", "translation": "shift", "scaling": "scale factor (log)",
+               "brightness": "brightness offset", "contrast": "contrast factor (log)", "volume": "gain",
+               "gaussian_blur": "blur variance"}
+
+
+def _range_text(rng, unit: str) -> str:
+    if not rng:
+        return "the attacker range C"
+    u = {"degrees": "°"}.get(unit, f" {unit}" if unit else "")
+    return " × ".join(f"[{lo:g}{u}, {hi:g}{u}]" for lo, hi in rng)
+
+
 def explain_certificate(cert: Certificate, class_name: str | None = None) -> str:
-    """A plain-language statement of what a certificate guarantees (for the app and reports)."""
+    """A plain-language statement of what a certificate guarantees (for the CLI, the app, reports).
+
+    Written from the claim fields only — ``attacker``, ``E_scope``, ``E``, ``q_E_lower``,
+    ``sound`` — plus the radius, α, ρ and the descriptive extras (transform, range C,
+    interpolation, clipping). The wording per field, and nothing stronger:
+
+    - attacker ``worst-case``: "an attacker who may pick any <angle> in <C>"; ``random``: "an
+      <angle> drawn at random (uniformly) from <C>";
+    - E_scope ``input``: "for this input" (E and q̲_E estimated on this input at certify time);
+      ``dataset``: "on average over inputs like the training set" (not claimed for this input);
+    - ``sound`` False: "an estimate, not a proof".
+    """
     e = cert.extra
     name = class_name if class_name is not None else str(cert.label)
     conf = f"{100 * (1 - cert.alpha):.4g} %"
+    caveat = "" if cert.sound else " This is an estimate, not a proof: not every quantity in the radius is a proven bound."
+    if cert.abstained and e.get("skipped"):
+        return f"Nothing is certified (abstain): {e['skipped']}."
     if cert.abstained:
         return ("The smoothed classifier abstains: the sampled votes do not show a majority class with "
                 f"enough confidence, so nothing is certified (this statement itself holds with probability ≥ {conf}).")
     sm = e.get("smoothing", "noise")
+    if e.get("method") in ("gsmooth", "resolvable"):
+        what = e.get("transform", "the transformation")
+        return (f"With probability ≥ {conf} over the sampling, the smoothed classifier predicts class {name} "
+                f"for this input under the real {what} with any severity up to {cert.radius:.4g} "
+                f"{cert.radius_unit} — an attacker who may pick any severity in [0, {cert.radius:.4g}] "
+                f"{cert.radius_unit} (GSmooth, Hao et al.).{caveat}")
     if sm == "noise":
         return (f"With probability ≥ {conf} over the sampling, the smoothed classifier predicts class {name} "
-                f"for every input whose l2 distance from this one is below {cert.radius:.4g} (pixel scale [0,1]).")
+                f"for this input and every input within l2 distance {cert.radius:.4g} of it (pixel scale [0,1]) — "
+                f"an attacker who may pick any such perturbation.{caveat}")
     what = e.get("transform", "the transformation")
+    word = PARAM_WORDS.get(what, "parameter")
     r = f"{cert.radius:.4g} {cert.radius_unit}"
     if sm == "transform":
         return (f"With probability ≥ {conf}, the smoothed classifier predicts class {name} for every {what} "
-                f"of this input with parameter norm below {r} — exact for ideal (composable) transformations; "
-                "interpolation and rounding of real images are not covered (use double smoothing).")
-    rng = e.get("attacker_range")
-    rng_s = " × ".join(f"[{lo:g}, {hi:g}]" for lo, hi in rng) if rng else "the attacker range"
-    who = ("an attacker who may pick ANY parameter in " + rng_s if e.get("attacker", "").startswith("worst")
-           else "an attacker who draws the parameter at random from " + rng_s)
+                f"of this input by {'an' if word[0] in 'aeiou' else 'a'} {word} of norm below {r} (an attacker who may pick "
+                f"any such {word}) — "
+                "exact for ideal (composable) transformations; interpolation and rounding of real images are "
+                f"not covered (use double smoothing).{caveat}")
+    rng_s = _range_text(e.get("attacker_range"), e.get("axis_unit") or cert.radius_unit)
+    art = "an" if word[0] in "aeiou" else "a"
+    if cert.attacker == "worst-case":
+        who = f"against an attacker who may pick any {word} in {rng_s}"
+        E_for = f"for every {word} in C"
+    else:
+        who = f"for {art} {word} drawn at random (uniformly) from {rng_s}"
+        E_for = f"for {word}s drawn at random from C"
     clip = " (the certified ball covers the whole range C: the radius is clipped to it)" if e.get("clipped") else ""
-    return (f"With probability ≥ {conf} (all error sources: outer bound, E estimate{', inner tests' if e.get('inner_mode') == 'bonferroni' else ''}), "
-            f"the double-smoothed classifier predicts class {name} for the realistic {what} — interpolated "
-            f"({e.get('interpolation')}) and rounded to 8 bits — by any parameter of norm below {r}{clip}, "
-            f"against {who}. This accounts for interpolation error up to E = {e.get('E')} (l2) with "
-            f"ρ = {cert.rho:.4g} (Fischer Lemma 4.3).")
+    E_txt = "?" if cert.E is None else f"{cert.E:.4g}"
+    q_txt = "?" if cert.q_E_lower is None else f"{cert.q_E_lower:.4g}"
+    if cert.E_scope == "input":
+        scope = (f"The interpolation error bound E = {E_txt} (l2) and q̲_E = {q_txt} (the probability that "
+                 f"‖ε‖ < E {E_for}) were estimated for this input at certify time, so the guarantee holds "
+                 "for this input.")
+        subject = "this input"
+    else:
+        scope = (f"E = {E_txt} (l2) and q̲_E = {q_txt} are averages over inputs like the training set, so the "
+                 "guarantee holds on average over inputs like the training set; it is not measured on this particular "
+                 "input.")
+        subject = "an input like this one (on average over inputs like the training set)"
+    return (f"With probability ≥ {conf} (all error sources: outer bound, E estimate"
+            f"{', inner tests' if e.get('inner_mode') == 'bonferroni' else ''}), the double-smoothed classifier "
+            f"predicts class {name} for the realistic {what} of {subject} — interpolated ({e.get('interpolation')}) "
+            f"and rounded to 8 bits — {who}, up to a radius of {r}{clip}. {scope} "
+            f"ρ = {cert.rho:.4g} (Fischer Lemma 4.3).{caveat}")

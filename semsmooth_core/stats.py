@@ -134,10 +134,11 @@ def min_samples_for_radius(radius_: float, sigma: float, alpha: float, rho: floa
     if target <= 0.5:
         target = 0.5  # a radius of 0 needs p_A > 1/2
     n = max(1, math.floor(math.log(alpha) / math.log(target)))
-    # step to the exact boundary with the bound itself (guards against rounding in the log)
-    while n > 1 and cp_lower(n - 1, n - 1, alpha) - rho > target:
+    # step to the exact boundary with the bound itself (guards against rounding in the log);
+    # ``target`` already holds ρ (Φ(R/σ) + ρ), so the bound is compared with it as it is
+    while n > 1 and cp_lower(n - 1, n - 1, alpha) > target:
         n -= 1
-    while cp_lower(n, n, alpha) - rho <= target:
+    while cp_lower(n, n, alpha) <= target:
         n += 1
         if n > n_max:
             raise SemsmoothError(f"more than {n_max} samples needed for radius {radius_:g}")

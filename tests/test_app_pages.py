@@ -228,7 +228,7 @@ CERTIFY = "pages/5_Certify.py"
 def test_certify_opens_a_runs_input_and_reproduces_its_row(tmp_path, monkeypatch):
     """Results -> Certify: a run's input opens with the run's parameters, model, dataset and seed
     prefilled, says so, and Certify reproduces the run's stored row (same per-input random stream)."""
-    from semsmooth_core import jobs, pipeline
+    from semsmooth_core.runs import jobs, pipeline
     from semsmooth_core.runs import Store
 
     monkeypatch.setenv("SEMSMOOTH_DB", str(tmp_path / "runs.sqlite"))
@@ -315,8 +315,95 @@ def test_certify_double_planner_stages_gallery(tmp_path, monkeypatch):
     assert not at.exception and not _errors(at), _errors(at)
     cert = at.session_state["cf_result"][0]
     assert cert.extra["smoothing"] == "double" and cert.radius_unit == "degrees"
-    assert any("What is guaranteed" in s.value for s in at.success)
+    assert any("**Covered**" in m.value for m in at.markdown)  # the guarantee card (pages/_guarantee.py)
     assert any("Stage" in t or "Done:" in t for t in [str(p.proto.text) for p in at.get("progress")])
     imgs = at.get("image")  # the input and the gallery of sampled transformed inputs with verdicts
     assert len(imgs) >= 3 and any("certified" in str(i.proto) for i in imgs), imgs
     assert len(at.get("plotly_chart")) >= 2  # outer counts and inner votes
+
+
+# --------------------------------------------------------------------------- help texts (issue 15)
+SYMBOL = re.compile(r"[\u0370-\u03ff\u0332\u2080-\u2089‖]"  # Greek letters, q̲'s underline, subscripts, norms
+                    r"|(?<![A-Za-z0-9_])(?:n0|n|n_\w+|E|C|M|B|P|R|q|k)(?![A-Za-z0-9_])")
+"""A label "uses a symbol" when it has a Greek letter, a subscript or underline, a norm, or one of
+the one-letter names the papers use (n0, n, E, C, M, B, P, R, q, k) as a word of its own."""
+INPUTS = ("number_input", "slider", "select_slider", "selectbox", "text_input")
+# buttons pressed after the default run, to reach the widgets and metrics a result brings
+PRESS = {"1_Smoothing_basics.py": ["sb_certify"], "4_Error_distribution.py": ["ed_go"]}
+# widgets the Error distribution page shows only for another choice
+CHOICES = {"3_Transform_explorer.py": [("checkbox", "te_lp", True), ("radio", "te_source", "Embedded photo")],
+           "4_Error_distribution.py": [("selectbox", "ed_vary", "another interpolation"),
+                                       ("selectbox", "ed_vary", "another preprocessing"),
+                                       ("radio", "ed_source", "Embedded photos"),
+                                       ("selectbox", "ed_vary", "another image size (photos)")]}
+
+
+def test_symbol_regex_matches_what_it_should():
+    for label in ("σ — noise", "n0 — selection samples", "n (estimation)", "α", "E (l2 bound on ε)",
+                  "C = ±R, R angle (degrees)", "q̲_E (lower bound)", "n_γ", "Bandwidth B", "σ₂", "‖ε‖₂ with P"):
+        assert SYMBOL.search(label), label
+    for label in ("Seed", "Dataset", "Model", "batch size", "Inputs", "First index", "Photo", "Greyscale",
+                  "Sample index (0–999, heldout split of mnist)", "Run", "Kernel size (pixels)"):
+        assert not SYMBOL.search(label), label
+
+
+def _missing_help(at) -> list[str]:
+    out = []
+    for kind in INPUTS:
+        for w in getattr(at, kind):
+            if SYMBOL.search(w.label or "") and not (w.help or "").strip():
+                out.append(f"{kind} {w.label!r}")
+    for m in at.metric:
+        if SYMBOL.search(m.label or "") and not (m.help or "").strip():
+            out.append(f"metric {m.label!r}")
+    return out
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_symbol_input_and_metric_has_help(page):
+    """Issue 15: every number_input/slider/selectbox/text input and every metric whose label uses a
+    symbol explains it (non-empty help), on every page, in the sidebar too, also after the page's
+    main button and in the choices that show more widgets."""
+    at = _open(page)
+    assert not at.exception, at.exception
+    # the glossary is one click away: the shared sidebar links it on every page
+    assert [pl for pl in at.sidebar.get("page_link") if pl.proto.page == "glossary"], f"{page}: no glossary link"
+    missing = _missing_help(at)
+    for key in PRESS.get(page, []):
+        at.button(key=key).click().run(timeout=TIMEOUT)
+        assert not at.exception, at.exception
+        missing += _missing_help(at)
+    for kind, key, value in CHOICES.get(page, []):
+        getattr(at, kind)(key=key).set_value(value).run(timeout=TIMEOUT)
+        assert not at.exception, at.exception
+        missing += _missing_help(at)
+    assert not missing, f"{page}: no help on {sorted(set(missing))}"
+
+
+def test_glossary_page_lists_every_entry_and_searches():
+    """The Glossary page (linked from every page's sidebar: checked above) lists every entry of
+    semsmooth_core.glossary; the search box filters."""
+    from semsmooth_core.glossary import ENTRIES
+
+    at = _open("9_Glossary.py")
+    text = " ".join(m.value for m in at.markdown)
+    for e in ENTRIES:
+        assert e.name in text and e.plain in text, e.key
+    at.text_input(key="gl_query").input("severity").run()
+    shown = " ".join(m.value for m in at.markdown)
+    assert "severity (GSmooth)" in shown and "interpolation-error bound" not in shown
+
+
+def test_audio_sidebar_has_no_image_pickers():
+    """Issue 15: the Audio page picks its own model; the sidebar there has no MNIST dataset/model
+    pickers, and the choice made on other pages survives a visit to it."""
+    at = _app()
+    at.sidebar.selectbox(key="dataset").set_value("mnist").run()
+    at.switch_page("pages/7_Audio_volume.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert [w.label for w in at.sidebar.selectbox] == []
+    assert at.selectbox(key="av_model").value
+    at.switch_page("pages/1_Smoothing_basics.py")
+    at.run()
+    assert at.sidebar.selectbox(key="model_name").value == "mnist_cnn_noise025"

@@ -241,7 +241,7 @@ def test_certify_double_volume_on_clips(speech_model):
 
 
 def test_pipeline_certify_speech_words(speech_model):
-    from semsmooth_core import pipeline
+    from semsmooth_core.runs import pipeline
 
     rows = []
     cfg = {"dataset": "speech-words", "model": "speech_cnn", "transform": "volume", "sigma_gamma": 3.0,

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semsmooth_core import pipeline
+from semsmooth_core.runs import pipeline
 from semsmooth_core.models.architectures import build
 from semsmooth_core.models.checkpoint import save_checkpoint
 from semsmooth_core.validation import SemsmoothError
@@ -126,8 +126,10 @@ def test_bad_input_one_line_exit_2(tiny_model, args, msg):
 
 
 def test_validate_config_messages():
+    # no E given: the per-input E (the default); a dataset E must then be given or estimated
+    assert pipeline.validate_config({"model": "x", "sigma_gamma": 30})["E_scope"] == "input"
     with pytest.raises(SemsmoothError, match="needs E"):
-        pipeline.validate_config({"model": "x", "sigma_gamma": 30})
+        pipeline.validate_config({"model": "x", "sigma_gamma": 30, "E_scope": "dataset"})
     with pytest.raises(SemsmoothError, match="unknown smoothing"):
         pipeline.validate_config({"model": "x", "smoothing": "triple"})
     with pytest.raises(SemsmoothError, match="sequential"):
@@ -154,4 +156,5 @@ def test_certify_page_runs_small():
     at.button(key="cf_run").click()
     at.run()
     assert not at.exception
-    assert any("With probability" in s.value or "abstains" in s.value for s in at.success)
+    said = [c.value for c in at.caption] + [s.value for s in at.success]
+    assert any("In one sentence:" in v and ("With probability" in v or "abstains" in v) for v in said), said

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from semsmooth_core import pipeline
+from semsmooth_core.runs import pipeline
 from semsmooth_core.models import list_models, load_model
 from semsmooth_core.models.architectures import build
 from semsmooth_core.models.checkpoint import FORMAT, save_checkpoint
@@ -105,7 +105,7 @@ def test_resume_skips_finished_rows_and_never_duplicates(tiny_model, tmp_path):
     """A run stopped after 2 of 5 inputs (what reap() records for a killed process) resumes with
     ``certify --resume``: only the 3 pending inputs are certified, the store holds each index once,
     and the rows equal those of an uninterrupted run."""
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from semsmooth_core.commands.certify import config_from_args
     from semsmooth_core.cli import build_parser
 

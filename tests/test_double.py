@@ -136,7 +136,7 @@ def test_mnist_small_rotations_certified():
     name = _shipped_mnist_model()
     if name is None:
         pytest.skip("no shipped MNIST model yet")
-    from semsmooth_core import pipeline
+    from semsmooth_core.runs import pipeline
 
     rows = []
     cfg = {"model": name, "transform": "rotation", "sigma_gamma": 5.0, "sigma_eps": 0.25, "E": 0.15,

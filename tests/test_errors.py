@@ -263,10 +263,15 @@ def test_error_distribution_page():
     at.run()
     assert not at.exception, at.exception
     at.number_input(key="ed_n").set_value(300).run()
+    assert not at.metric  # sampling waits for the button (issue 15: no recompute on every change)
+    at.button(key="ed_go").click().run()
     vals = {m.label: m.value for m in at.metric}
     assert 0 <= float(vals["q̲_E lower bound (A)"]) <= float(vals["q_E at E (setting A)"]) <= 1
+    at.number_input(key="ed_q").set_value(0.9).run()  # E, q and α_E reuse the samples
+    assert float({m.label: m.value for m in at.metric}["q_E at E (setting A)"]) <= float(vals["q_E at E (setting A)"])
     at.selectbox(key="ed_vary").set_value("another preprocessing").run()
     at.text_input(key="ed_pre_b").input("vignette+lowpass:8").run()
-    assert not at.exception and not at.error
+    at.button(key="ed_go").click().run()
+    assert not at.exception and not at.error and len(at.dataframe[0].value.columns) == 3  # quantity, A, B
     at.text_input(key="ed_pre_b").input("bogus").run()
     assert not at.exception and len(at.error) == 1

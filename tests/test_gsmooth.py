@@ -218,8 +218,10 @@ def test_certify_gsmooth_fields_and_errors(gen):
     if c.label != -1:
         e = c.extra
         assert 0 <= c.radius <= e["xi_max"]
-        assert e["radius_corrected_uniform"] <= e["radius_surrogate"] + 1e-12
-        assert e["radius_corrected_path"] <= e["radius_surrogate"] + 1e-12 or e["radius_corrected_path"] <= e["xi_max"]
+        assert e["radius_corrected_uniform"] <= e["radius_cor1"] + 1e-12
+        assert e["radius_corrected_path"] <= e["radius_cor1"] + 1e-12 or e["radius_corrected_path"] <= e["xi_max"]
+        assert e["radius_surrogate"] == max(e["radius_corrected_uniform"], e["radius_corrected_path"])
+        assert c.radius == e["radius_real"] and e["sound"] is True and e["radius_surrogate_sound"] is False
     with pytest.raises(SemsmoothError):
         certify_gsmooth(model, sur, t, x[0], 0.2, 0.0, 10, 100, 0.01)
     with pytest.raises(SemsmoothError):
@@ -272,6 +274,13 @@ def test_gsmooth_page_certify_and_bad_sigma():
     at.run()
     assert not at.exception, at.exception
     assert any(m.label == "prediction" for m in at.metric)
+    cert = at.session_state["gs_cert"][2]
+    if not cert.abstained:        # both radii, labelled, and the plain statement with its sound flag
+        labels = [m.label for m in at.metric]
+        assert any(lab.startswith("radius_real") and lab.endswith("sound") for lab in labels)
+        assert any(lab.startswith("radius_surrogate") and lab.endswith("estimate") for lab in labels)
+        assert any(i.value.startswith("Sound · attacker: worst-case") and "EVERY severity" in i.value
+                   for i in at.info)
     at.number_input(key="gs_sigma2").set_value(0.0)
     at.run()
     assert not at.exception and at.error, "σ₂ = 0 must give one st.error line"

@@ -5,7 +5,7 @@ run; cancel stops a running worker; the queue runs runs in order.
 The runner used here (``noise_runner``) certifies real embedded MNIST digits with
 ``smoothing.certify_noise`` on a small fixed linear model, deterministically from
 (seed, index) — the contract of ``pipeline.certify_inputs``; the worker loads it by
-``--runner tests.test_jobs:noise_runner``. When ``semsmooth_core.pipeline`` exists, the last
+``--runner tests.test_jobs:noise_runner``. When ``semsmooth_core.runs.pipeline`` exists, the last
 test also drives it through the worker.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semsmooth_core import jobs
+from semsmooth_core.runs import jobs
 from semsmooth_core.runs import Store
 from semsmooth_core.validation import SemsmoothError
 
@@ -202,7 +202,7 @@ def test_runs_cli_list_show_export(tmp_path, capsys):
 
 
 def test_real_pipeline_through_worker(tmp_path):
-    pipeline = pytest.importorskip("semsmooth_core.pipeline", reason="pipeline.py not written yet")
+    pipeline = pytest.importorskip("semsmooth_core.runs.pipeline", reason="pipeline.py not written yet")
     from semsmooth_core.models import list_models
 
     if not list_models():
@@ -221,7 +221,7 @@ def test_real_pipeline_through_worker(tmp_path):
 def test_worker_estimates_E_once_and_keeps_it_with_the_run(tmp_path):
     """A queued run with estimate_E gets its E once, before its first input, stored in its
     parameters, so a resumed run certifies with the same E (the pipeline's resolve_E)."""
-    from semsmooth_core import pipeline
+    from semsmooth_core.runs import pipeline
 
     cfg = {"dataset": "mnist", "model": "mnist_cnn_noise025", "smoothing": "double", "transform": "rotation",
            "sigma_gamma": 10, "attacker_range": 5, "sigma_eps": 0.5, "estimate_E": True, "q": 0.9,

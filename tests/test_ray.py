@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from semsmooth_core import jobs
-from semsmooth_core.distributed import run_on_ray, split_shards
+from semsmooth_core.runs import jobs
+from semsmooth_core.runs.ray_shards import run_on_ray, split_shards
 from semsmooth_core.runs import Store
 from semsmooth_core.validation import SemsmoothError
 from tests.test_jobs import CONFIG, noise_runner

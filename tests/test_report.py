@@ -13,7 +13,7 @@ import pytest
 
 from semsmooth_core.commands.report import parse_radii
 from semsmooth_core.runs import Store, import_tsv, parse_tsv
-from semsmooth_core.summary import accuracy_curve, summarize
+from semsmooth_core.runs.summary import accuracy_curve, summarize
 from semsmooth_core.validation import SemsmoothError
 
 LOGS = "reference-logs/cohen2019"
@@ -121,7 +121,7 @@ RESULTS_PAGE = "pages/6_Results.py"
 def results_db(tmp_path, monkeypatch):
     """A results store with one finished run of ours (real rows on embedded MNIST) and one
     imported log, selected through $SEMSMOOTH_DB like a user would."""
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from tests.test_jobs import CONFIG, noise_runner
 
     db = tmp_path / "runs.sqlite"
@@ -212,7 +212,7 @@ def test_results_page_starts_background_run(results_db):
 
 
 def test_results_page_cancel_and_resume_buttons(results_db, monkeypatch):
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from tests.test_jobs import CONFIG
 
     store, rid, imp = results_db

@@ -1,13 +1,13 @@
 """``certify``: certify inputs of a dataset against a semantic transformation (Fischer Thm 4.2,
 Lemma 4.3, §6.2, §6.3), a transformation without a closed form (GSmooth) or plain Gaussian
-noise, with the shared runner ``semsmooth_core.pipeline.certify_inputs``.
+noise, with the shared runner ``semsmooth_core.runs.pipeline.certify_inputs``.
 
 Where finished rows go (none is lost when the command is killed):
 
 - ``--db PATH``: every row is committed to the SQLite results store (``semsmooth_core.runs``) as
   soon as its input is finished; the JSON says ``run_id`` and ``db``. A stopped run continues
   with ``certify --resume RUN --db PATH`` (or ``runs resume RUN``): finished indices are skipped.
-- ``--ray [ADDRESS]``: shards on a Ray cluster (``semsmooth_core.distributed.run_on_ray``), rows
+- ``--ray [ADDRESS]``: shards on a Ray cluster (``semsmooth_core.runs.ray_shards.run_on_ray``), rows
   into the store at ``--db`` (default: ``runs.db_path()``).
 - ``--out FILE``: the JSON result, rewritten (atomically) after every finished row while the run
   goes on (``"partial": true`` until the end), in the same format as the final file.
@@ -33,7 +33,12 @@ ORDER = 20
 
 
 def _floats(s: str):
+    import argparse
+    import math
+
     v = [float(t) for t in str(s).split(",")]
+    if not all(math.isfinite(x) for x in v):
+        raise argparse.ArgumentTypeError(f"{s!r}: give finite numbers (not nan or inf)")
     return v[0] if len(v) == 1 else v
 
 
@@ -51,6 +56,10 @@ def add_arguments(p):
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
     g.add_argument("--indices", default="0:100", help="START:STOP[:STEP] or a comma list (default 0:100)")
     g.add_argument("--preprocess", default="auto", help="preprocessing spec (default: the model card's)")
+    g.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="resize images (shorter side to N pixels, centre crop N x N): for folders of mixed sizes")
+    g.add_argument("--channels", default=None, choices=["grey", "rgb"],
+                   help="convert images to grey (1 channel) or rgb (3) to match the model")
 
     g = p.add_argument_group("smoothing")
     g.add_argument("--smoothing", default="double", choices=["double", "transform", "noise", "ksmooth", "gsmooth"],
@@ -74,12 +83,24 @@ def add_arguments(p):
                    help="GSmooth, resolvable gaussian_blur: smoothing distribution of the kernel variance")
     g.add_argument("--surrogate", default=None,
                    help="GSmooth: surrogate name or file (default: assets/models/surrogate_<transform>.pt)")
-    g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth)")
+    g.add_argument("--attacker", default=None, choices=["random", "worst-case"],
+                   help="random (default): the parameter is drawn uniformly from C (Fischer's distributional "
+                        "attacker); worst-case: any parameter in C (E bounds the max over C per input)")
+    g.add_argument("--E-scope", dest="E_scope", default=None, choices=["input", "dataset"],
+                   help="input (default): E and q_E estimated for each certified input at certify time, the "
+                        "certificate holds for that input; dataset: one E for all inputs (--estimate-E on the "
+                        "training split, or --E/--q-E-lower), the certificate holds on average over inputs "
+                        "like the training set")
+    g.add_argument("--E-input-samples", dest="E_input_samples", type=int, default=None,
+                   help="per-input E: estimation samples n_E per input (default: the planner's)")
+    g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth); "
+                   "implies --E-scope dataset")
     g.add_argument("--q-E-lower", type=_floats, default=None, help="lower confidence bound on q_E for E")
     g.add_argument("--estimate-E", action="store_true", help="estimate E (q-quantile) on the training split")
     g.add_argument("--q", type=float, default=0.98, help="target q_E lower bound with --estimate-E (default 0.98)")
     g.add_argument("--E-samples", type=int, default=2000, help="error samples with --estimate-E (default 2000)")
-    g.add_argument("--E-worst-case", action="store_true", help="E bounds the worst case over C (malicious attacker)")
+    g.add_argument("--E-worst-case", action="store_true",
+                   help="old name of --attacker worst-case (per-input E only; refused with --estimate-E/--E)")
     g.add_argument("--attacker-range", type=_floats, default=None,
                    help="attacker range C as a half-width (e.g. 30 for [-30,30]); default: the transform's. "
                         "GSmooth: the largest severity ξ_max (default: the surrogate's training range)")
@@ -103,6 +124,12 @@ def add_arguments(p):
     g.add_argument("--alpha-E", type=float, default=None)
     g.add_argument("--batch-size", type=int, default=1000, help="inputs per forward pass (default 1000)")
     g.add_argument("--seed", type=int, default=0, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
+
+    g.add_argument("--attack", action="store_true",
+                   help="attack every certified input with the real transformation inside its certified radius "
+                        "(semsmooth_core.attacks); each row gets attack_broken, attack_param, attack_prediction")
+    g.add_argument("--attack-budget", type=int, default=None,
+                   help="with --attack: forward passes per input (default: 24 probed candidates + 2 PREDICTs)")
 
     g = p.add_argument_group("where results go")
     g.add_argument("--out", default=None,
@@ -132,12 +159,15 @@ def config_from_args(args) -> dict:
             "sigma_eps": args.sigma_eps, "E": args.E, "q_E_lower": args.q_E_lower,
             "estimate_E": args.estimate_E, "q": args.q, "E_samples": args.E_samples,
             "E_worst_case": args.E_worst_case, "attacker_range": args.attacker_range,
+            "attacker": args.attacker, "E_scope": args.E_scope, "E_input_samples": args.E_input_samples,
             "n0": args.n0, "n_gamma": args.n_gamma, "n_eps": args.n_eps,
             "alpha_gamma": a_gamma, "alpha_eps": a_eps,
             "alpha_E": args.alpha_E if args.alpha_E is not None else a,
             "inner_mode": args.inner_mode, "partitions": args.partitions, "preprocess": args.preprocess,
             "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed,
-            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate}
+            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate,
+            "image_size": args.image_size, "channels": args.channels,
+            **({"attack": True, "attack_budget": args.attack_budget} if getattr(args, "attack", False) else {})}
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
@@ -146,9 +176,16 @@ def select_indices(config: dict, spec: str) -> list[int]:
     A comma list or a bounded ``START:STOP[:STEP]`` is checked by asking the loader for its
     largest index only (a lazy loader such as ``imagefolder`` then decodes one file, not the whole
     split); an open range (``100:``, or all) needs the dataset's size and loads it."""
-    from semsmooth_core.data.datasets import load_dataset, parse_indices
+    from functools import partial
+
+    from semsmooth_core.data import datasets
+    from semsmooth_core.data.datasets import parse_indices
+    from semsmooth_core.runs.pipeline import data_options
     from semsmooth_core.validation import SemsmoothError
 
+    if spec is not None and not str(spec).strip():
+        raise SemsmoothError("--indices is empty: give START:STOP[:STEP] or a comma list (e.g. 0:100)")
+    load_dataset = partial(datasets.load_dataset, **data_options(config))
     sel = parse_indices(spec)
     bounded = isinstance(sel, list) or (isinstance(sel, slice) and sel.stop is not None and sel.stop >= 0
                                         and (sel.start or 0) >= 0 and (sel.step or 1) > 0)
@@ -189,12 +226,23 @@ class OutFile:
         self.rows: list[dict] = []
         self._text: list[str] = []
         self.extra = dict(extra or {})
+        self.error: str | None = None
+        self.error_said: str | None = None
         if self.path is not None:
-            if self.path.is_dir():
-                from semsmooth_core.validation import SemsmoothError
+            from semsmooth_core.validation import SemsmoothError
 
+            if self.path.is_dir():
                 raise SemsmoothError(f"--out {path} is a folder; give a file name")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:  # before the first input: a file that cannot be written fails now, not after the work
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                probe = self._tmp()
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                os.close(fd)
+                os.unlink(probe)
+                if self.path.exists() and not os.access(self.path, os.W_OK):
+                    raise PermissionError(13, "Permission denied")
+            except OSError as e:
+                raise SemsmoothError(f"--out {path}: cannot write there ({e.strerror or e})") from None
 
     @staticmethod
     def _dumps(obj) -> str:
@@ -202,10 +250,25 @@ class OutFile:
 
         return json.dumps(_clean(obj), default=_json_default)
 
+    def _tmp(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+
     def _replace(self, text: str) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, self.path)
+        """Write the file; a failure (disk full, folder removed) is kept in :attr:`error`, said
+        once on stderr, and never stops the run: the result still goes to stdout (and the store)."""
+        if self.error is not None:
+            return
+        tmp = self._tmp()
+        try:
+            tmp.write_text(text)
+            os.replace(tmp, self.path)
+        except OSError as e:
+            import sys
+
+            said = self.error_said
+            self.error = self.error_said = f"--out {self.path}: {e.strerror or e}; the result is printed instead"
+            if not said:
+                print(f"warning: {self.error}", file=sys.stderr)
 
     def preload(self, rows: list[dict]) -> None:
         """Rows finished before this session (a resumed run): in the file from the first rewrite on."""
@@ -217,7 +280,7 @@ class OutFile:
         self.rows.append(row)
         if self.path is None:
             return
-        from semsmooth_core.summary import summarize
+        from semsmooth_core.runs.summary import summarize
 
         self._text.append(self._dumps(row))
         unit = next((r.get("radius_unit") for r in self.rows if r.get("radius_unit")), None)
@@ -228,7 +291,10 @@ class OutFile:
         if self.path is not None:
             from semsmooth_core.cli import _clean, _json_default
 
+            self.error = None  # try once more at the end
             self._replace(json.dumps(_clean(result), default=_json_default, indent=1))
+            if self.error is not None:
+                result["out_error"] = self.error
 
 
 def _rows_of_run(store, run_id: int, fresh: list[dict]) -> list[dict]:
@@ -241,7 +307,7 @@ def _rows_of_run(store, run_id: int, fresh: list[dict]) -> list[dict]:
 
 
 def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), None)
     out = summarize(rows, radius_unit=unit)
@@ -250,6 +316,9 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
     if "E_estimate" not in out and isinstance(cfg, dict) and isinstance(cfg.get("E_estimate"), dict):
         out["E_estimate"] = cfg["E_estimate"]          # estimated once before the run (resolve_E)
     out.update(extra)
+    # what each certificate claims, in words (the row's statement, from its attacker / E_scope /
+    # E / q_E_lower / sound fields); rows of stores written before these fields have none
+    out["statements"] = [f"input {r['index']}: {r['statement']}" for r in rows if r.get("statement")]
     out["rows"] = rows
     return out
 
@@ -257,8 +326,8 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
 def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
     """Certify the pending inputs of a claimed run, committing each row at once; set the final
     status (done / cancelled / failed) and return the pipeline's summary of this session."""
-    from semsmooth_core import jobs
-    from semsmooth_core.pipeline import certify_inputs
+    from semsmooth_core.runs import jobs
+    from semsmooth_core.runs.pipeline import certify_inputs
     from semsmooth_core.validation import SemsmoothError
 
     run = store.get_run(run_id)
@@ -296,7 +365,7 @@ def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
 
 def _store_meta(store, run_id: int) -> dict:
     """What the store knows of a run (for a JSON without a session of its own: Ray, a done run)."""
-    from semsmooth_core.pipeline import validate_config
+    from semsmooth_core.runs.pipeline import validate_config
     from semsmooth_core.validation import SemsmoothError
 
     run = store.get_run(run_id)
@@ -312,7 +381,7 @@ def _store_meta(store, run_id: int) -> dict:
 
 
 def run(args, progress):
-    from semsmooth_core.pipeline import resolve_E, validate_config
+    from semsmooth_core.runs.pipeline import resolve_E, validate_config
     from semsmooth_core.validation import SemsmoothError
 
     if args.resume is not None:
@@ -323,6 +392,7 @@ def run(args, progress):
         raise SemsmoothError("--shards only applies with --ray")
     if args.name is not None and args.db is None and args.ray is None:
         raise SemsmoothError("--name names a run in the results store: add --db PATH (or --ray)")
+    OutFile(args.out)  # --out is checked before the data is read or any input certified
     config = config_from_args(args)
     valid = validate_config(config)
     indices = select_indices(valid, args.indices)
@@ -331,7 +401,7 @@ def run(args, progress):
         return _on_ray(args, resolve_E(config), indices, progress)
 
     if args.db is None:
-        from semsmooth_core.pipeline import certify_inputs
+        from semsmooth_core.runs.pipeline import certify_inputs
 
         out = OutFile(args.out)
         summary = certify_inputs(config, indices, out.add, progress=progress)
@@ -339,7 +409,7 @@ def run(args, progress):
         out.final(result)
         return result
 
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from semsmooth_core.runs import Store
 
     store = Store(args.db)
@@ -361,7 +431,8 @@ def _resume(args, progress):
     from semsmooth_core.runs import Store
     from semsmooth_core.validation import SemsmoothError
 
-    store = Store(args.db)
+    OutFile(args.out)  # checked before any work
+    store = Store(args.db, create=False)
     run_id = store.find_run(args.resume)
     run = store.get_run(run_id)
     if run["kind"] != "run":
@@ -388,7 +459,7 @@ def _resume(args, progress):
 def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id: int | None = None) -> dict:
     """``--ray``: shards as Ray tasks (``distributed.run_on_ray``), rows into the store; the same
     JSON as a local run (summary + rows) plus ``run_id``, ``db``, ``status``, ``shards``."""
-    from semsmooth_core.distributed import import_ray, run_on_ray
+    from semsmooth_core.runs.ray_shards import import_ray, run_on_ray
     from semsmooth_core.runs import Store, db_path
 
     import_ray()  # the install hint before any run is recorded

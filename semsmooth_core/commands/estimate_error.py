@@ -99,6 +99,10 @@ def run(args, progress):
     target = errors.E_for_q(s.norms, args.q, args.alpha_E)
     E = args.E if args.E is not None else target["E"]
     at = errors.q_E(s.norms, E, args.alpha_E) if E != float("inf") else {"q_E": 0.0, "q_E_lower": 0.0, "k": 0}
+    if args.E is None and E != float("inf"):
+        # E is an order statistic of these samples: bound with the planned count k*, not with the
+        # count below E (tied norms would inflate it; errors.E_for_q, issue 13)
+        at = {**at, "q_E_lower": target["q_E_lower"], "k": target["k"]}
     out = {"setup": setup.describe(), "dataset": args.dataset, "split": args.split, "n_data": len(x),
            "n": s.n, "seed": args.seed, "alpha_E": args.alpha_E, "parts": s.parts,
            "quantiles": errors.quantiles(s.norms),

@@ -43,12 +43,31 @@ def parse_radii(spec: str) -> list[str]:
 
 def run(args, progress):
     from semsmooth_core.runs import Store, db_path, load_rows
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     radii = parse_radii(args.radii)
     from pathlib import Path
 
-    store = None if Path(args.target).expanduser().is_file() else Store(db_path(args.db))
+    from semsmooth_core.validation import SemsmoothError
+
+    target = Path(args.target).expanduser()
+    store = None
+    if not target.is_file():
+        if target.exists():
+            raise SemsmoothError(f"{args.target} is not a file (give a TSV log, or a run id or name)")
+        looks_like_file = target.suffix.lower() in (".tsv", ".txt", ".csv", ".log") or "/" in args.target
+        try:
+            store = Store(db_path(args.db), create=False)  # a read command never creates a store
+        except SemsmoothError as e:
+            if looks_like_file or "no results database" in str(e):
+                raise SemsmoothError(f"no file {args.target!r}" + (f" and {e}" if "no results database" in str(e)
+                                                                   else "")) from None
+            raise
+        if looks_like_file and not str(args.target).strip().isdigit():
+            try:
+                store.find_run(args.target)
+            except SemsmoothError:
+                raise SemsmoothError(f"no file {args.target!r} (and no run of that name in {store.path})") from None
     rows, info = load_rows(store, args.target)
     out = summarize(rows, radii=radii, radius_unit=info.get("radius_unit"))
     return {"source": info["source"]} | {k: v for k, v in info.items() if k in ("run_id", "name", "status", "total")} | out

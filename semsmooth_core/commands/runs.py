@@ -41,7 +41,7 @@ def add_arguments(p):
     p.add_argument("--unit", default=None, help="import: the radius unit of the log (default l2 on [0,1] pixels)")
     p.add_argument("--run", dest="run_id", type=int, default=None, help="worker: take only this run")
     p.add_argument("--runner", default=None, help="worker: certification function MODULE:FUNC "
-                                                  "(default semsmooth_core.pipeline:certify_inputs)")
+                                                  "(default semsmooth_core.runs.pipeline:certify_inputs)")
 
 
 def _config(spec: str | None) -> dict:
@@ -65,6 +65,8 @@ def _indices(spec: str, config: dict) -> list[int]:
     from semsmooth_core.data.datasets import load_dataset, parse_indices
     from semsmooth_core.validation import SemsmoothError
 
+    if spec is not None and not str(spec).strip():
+        raise SemsmoothError("--indices is empty: give START:STOP[:STEP] or a comma list (e.g. 0:20)")
     n = len(load_dataset(config.get("dataset", "mnist"), split=config.get("split") or "heldout",
                          root=config.get("root"))[1])
     sel = parse_indices(spec)
@@ -79,6 +81,23 @@ def _indices(spec: str, config: dict) -> list[int]:
     return out
 
 
+def preflight(config: dict, indices: list[int]) -> None:
+    """What a background worker would find out too late (exit 0 here, a failed run later): the
+    config is valid, the model loads, the first input loads and fits the model (modality,
+    channels). One-line SemsmoothError otherwise; nothing is queued."""
+    from semsmooth_core.data.datasets import load_dataset
+    from semsmooth_core.models import load_model
+    from semsmooth_core.models.checkpoint import check_input_channels
+    from semsmooth_core.runs.pipeline import _check_modality, data_options, validate_config
+
+    c = validate_config(dict(config))
+    model, card = load_model(c["model"], device="cpu")
+    x, _ = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=[int(indices[0])],
+                        **data_options(c))
+    _check_modality(c, x)
+    check_input_channels(model, card, x, f"dataset {c['dataset']!r}")
+
+
 def _summary(run: dict) -> dict:
     from semsmooth_core.runs import progress_info
 
@@ -89,13 +108,19 @@ def _summary(run: dict) -> dict:
 
 
 def run(args, progress):
-    from semsmooth_core import jobs
+    from semsmooth_core.runs import jobs
     from semsmooth_core.runs import Store, export_tsv, import_tsv
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
     from semsmooth_core.validation import SemsmoothError
 
-    store = Store(args.db)
     a = args.action
+    # Only actions that add runs may create the store; reading one never makes an empty file.
+    if a == "list":
+        from semsmooth_core.runs import db_path
+
+        if not db_path(args.db).exists():
+            return {"db": str(db_path(args.db)), "runs": [], "note": "no results database there yet"}
+    store = Store(args.db, create=a in ("start", "import", "worker"))
     need_target = a in ("show", "cancel", "resume", "export", "import", "delete")
     if need_target and not args.target:
         raise SemsmoothError(f"runs {a} needs a {'file' if a == 'import' else 'run id or name'}")
@@ -107,14 +132,20 @@ def run(args, progress):
         done = jobs.worker_loop(store, run_id=args.run_id, runner=args.runner, progress=progress)
         return {"db": str(store.path), "finished": [{"id": i, "status": s} for i, s in done]}
     if a == "import":
-        rid = import_tsv(store, Path(args.target), name=args.name, **({"radius_unit": args.unit} if args.unit else {}))
+        if progress is not None:  # the bar counts characters read, not inputs
+            from semsmooth_core.cli import stderr_progress
+
+            progress = stderr_progress("runs import", "characters")
+        rid = import_tsv(store, Path(args.target), name=args.name, progress=progress,
+                         **({"radius_unit": args.unit} if args.unit else {}))
         run = store.get_run(rid)
         return {"db": str(store.path), "id": rid, "name": run["name"], "rows": run["done"]}
     if a == "start":
         cfg = _config(args.config)
         idx = _indices(args.indices, cfg)
+        preflight(cfg, idx)
         if args.ray is not None:
-            from semsmooth_core.distributed import run_on_ray
+            from semsmooth_core.runs.ray_shards import run_on_ray
 
             return run_on_ray(cfg, idx, store.path, address=args.ray or None, shards=args.shards,
                               name=args.name, progress=progress)
@@ -141,7 +172,7 @@ def run(args, progress):
         return {"id": rid, "status": store.request_cancel(rid)}
     if a == "resume":
         if args.ray is not None:
-            from semsmooth_core.distributed import run_on_ray
+            from semsmooth_core.runs.ray_shards import run_on_ray
 
             run = store.get_run(rid)
             return run_on_ray(run["params"], run["indices"], store.path, address=args.ray or None,

@@ -109,20 +109,36 @@ def select_indices(indices: slice | list[int] | None, n: int) -> np.ndarray:
 def load_dataset(name: str, split: str = "heldout", root: str | None = None,
                  indices: slice | list[int] | None = None, **options) -> tuple[torch.Tensor, torch.Tensor]:
     """Load a registered dataset; ``indices`` (a slice or list) selects inputs; ``options`` go to
-    the loader (e.g. ``size=224`` for ``imagefolder``)."""
+    the loader (e.g. ``size=224`` for ``imagefolder``). Two options work for every image dataset:
+    ``image_size=N`` (shorter side to N, centre crop N x N; the loader's ``size`` when it has one)
+    and ``channels="grey"|"rgb"`` (convert, e.g. to match a one-channel model)."""
     _check_name(name)
     fn = _REGISTRY[name][0]
     params = inspect.signature(fn).parameters
+    options = dict(options)
+    image_size = _check_size(options.pop("image_size", None))
+    channels = options.pop("channels", None) or None
+    if channels not in (None, "grey", "rgb"):
+        raise SemsmoothError(f"channels must be grey or rgb, got {channels!r}")
+    if image_size is not None and "size" in params:
+        options["size"], image_size = image_size, None      # the loader resizes each file
+    if channels is not None and "channels" in params:
+        options["channels"], channels = channels, None
     accepts_var = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     unknown = [k for k in options if k not in params and not accepts_var]
     if unknown:
         raise SemsmoothError(f"dataset {name!r} takes no option {', '.join(unknown)}")
     if "indices" in params:
-        return fn(split=split, root=root, indices=indices, **options)
-    x, y = fn(split=split, root=root, **options)
-    if indices is not None:
-        idx = torch.from_numpy(select_indices(indices, len(x)))
-        x, y = x[idx], y[idx]
+        x, y = fn(split=split, root=root, indices=indices, **options)
+    else:
+        x, y = fn(split=split, root=root, **options)
+        if indices is not None:
+            idx = torch.from_numpy(select_indices(indices, len(x)))
+            x, y = x[idx], y[idx]
+    if channels is not None:
+        x = convert_channels(x, channels)
+    if image_size is not None:
+        x = resize_images(x, image_size)
     return x, y
 
 
@@ -280,60 +296,213 @@ def _folder_for(root, split) -> Path:
     return r
 
 
-def _imagefolder_classes(split=None, root=None) -> list[str]:
-    from torchvision.datasets.folder import find_classes
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+"""File endings an image folder reads (torchvision's list)."""
 
+
+def max_folder_files() -> int:
+    """Most folder entries an image-folder scan visits (``$SEMSMOOTH_MAX_FOLDER_FILES``, default
+    2,000,000: ImageNet's training set is 1.28 M)."""
     try:
-        return find_classes(str(_folder_for(root, split)))[0]
-    except FileNotFoundError as e:
-        raise SemsmoothError(str(e)) from None
+        return max(1, int(os.environ.get("SEMSMOOTH_MAX_FOLDER_FILES", 2_000_000)))
+    except ValueError:
+        return 2_000_000
+
+
+def scan_image_folder(folder: str | os.PathLike, max_files: int | None = None) -> tuple[list[str], list[tuple[str, int]]]:
+    """``(classes, [(path, label), ...])`` of a class-per-folder tree, in torchvision
+    ``ImageFolder``'s order (classes sorted; within a class, folders by path, files by name).
+
+    Unlike ``os.walk(followlinks=True)`` it cannot hang: every folder is visited once (a set of
+    ``(device, inode)``, so a link loop ends), and at most ``max_files`` entries are looked at
+    (one-line SemsmoothError beyond: a folder that is not a dataset)."""
+    folder = Path(folder)
+    cap = max_files or max_folder_files()
+    seen = 0
+    visited: set[tuple[int, int]] = set()
+
+    def key(p) -> tuple[int, int] | None:
+        try:
+            st = os.stat(p)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def entries(d):
+        nonlocal seen
+        try:
+            with os.scandir(d) as it:
+                out = []
+                for e in it:
+                    seen += 1
+                    if seen > cap:
+                        raise SemsmoothError(f"{folder} holds more than {cap:,} files and folders; point "
+                                             "to a dataset folder (or raise SEMSMOOTH_MAX_FOLDER_FILES)")
+                    out.append(e)
+                return out
+        except (PermissionError, FileNotFoundError, NotADirectoryError):
+            return []
+
+    root_key = key(folder)
+    if root_key is None:
+        raise SemsmoothError(f"no ImageFolder tree under {folder}: the folder does not exist")
+    visited.add(root_key)
+    classes = sorted(e.name for e in entries(folder) if _is_dir(e))
+    if not classes:
+        raise SemsmoothError(f"no ImageFolder tree under {folder}: no class folders (ROOT/CLASS/image.png)")
+    samples: list[tuple[str, int]] = []
+    for label, cls in enumerate(classes):
+        groups = []  # (folder path, [file names])
+        stack = [os.path.join(str(folder), cls)]
+        while stack:
+            d = stack.pop()
+            k = key(d)
+            if k is None or k in visited:
+                continue  # a link back to a folder already seen (a loop, or a duplicate)
+            visited.add(k)
+            files = []
+            for e in entries(d):
+                if _is_dir(e):
+                    stack.append(e.path)
+                elif e.name.lower().endswith(IMG_EXTENSIONS):
+                    files.append(e.name)
+            groups.append((d, sorted(files)))
+        for d, files in sorted(groups):
+            samples.extend((os.path.join(d, f), label) for f in files)
+    if not samples:
+        raise SemsmoothError(f"no ImageFolder tree under {folder}: no image files "
+                             f"({', '.join(IMG_EXTENSIONS)}) in the class folders")
+    return classes, samples
+
+
+def _is_dir(entry) -> bool:
+    try:
+        return entry.is_dir()  # follows a link; the visited set stops loops
+    except OSError:
+        return False
+
+
+def _imagefolder_classes(split=None, root=None) -> list[str]:
+    return scan_image_folder(_folder_for(root, split))[0]
+
+
+class SemsmoothNotice(UserWarning):
+    """A change made to the user's data while loading it (alpha dropped, bits reduced, ...)."""
+
+
+def _notify(notes: list[str]) -> None:
+    import warnings
+    from collections import Counter
+
+    for msg, k in Counter(notes).items():
+        warnings.warn(f"{k} image(s): {msg}" if k > 1 else msg, SemsmoothNotice, stacklevel=3)
+
+
+def _resize_crop_pil(im, size: int):
+    from PIL import Image
+
+    w, h = im.size
+    s = size / min(w, h)
+    nw, nh = max(size, round(w * s)), max(size, round(h * s))
+    im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return im.crop((left, top, left + size, top + size))
+
+
+def _check_size(size) -> int | None:
+    if size is None:
+        return None
+    try:
+        ok = int(size) == float(size) and int(size) >= 1
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise SemsmoothError(f"image size must be a positive number of pixels, got {size!r}")
+    if int(size) > 4096:
+        raise SemsmoothError(f"image size must be at most 4096 pixels, got {size!r}")
+    return int(size)
 
 
 @register("imagefolder", "an ImageFolder tree ROOT/[SPLIT/]CLASS/image (ImageNet val layout); option size=N",
           _imagefolder_classes)
 def _imagefolder(split: str = "heldout", root: str | None = None, indices=None, size: int | None = None,
-                 grayscale: bool = False):
-    """Images in class folders, via ``torchvision.datasets.ImageFolder`` (scans file names only;
-    decodes only the selected files). ``size=N``: resize the shorter side to N (bilinear,
-    antialiased) and centre-crop N x N; without ``size`` all selected images must share one size.
-    Returns ``[N,3,H,W]`` (``[N,1,H,W]`` with ``grayscale``)."""
-    from PIL import Image, UnidentifiedImageError
-    from torchvision.datasets import ImageFolder
+                 grayscale: bool = False, channels: str | None = None):
+    """Images in class folders, scanned by :func:`scan_image_folder` (file names only, no link
+    loops, a file-count cap); only the selected files are decoded, each with
+    :func:`semsmooth_core.data.uploads.decode_pil` (16-bit/float scaled, alpha dropped with a
+    notice, decompression bombs refused). ``size=N``: resize the shorter side to N (bilinear,
+    antialiased) and centre-crop N x N; without ``size`` all selected images must share one
+    size. ``channels``: ``"grey"`` or ``"rgb"`` (``grayscale=True`` is ``"grey"``); default: RGB.
+    Returns ``[N,3,H,W]`` (``[N,1,H,W]`` with grey)."""
+    from PIL import Image
+
+    from semsmooth_core.data.uploads import decode_pil, open_image_checked
 
     folder = _folder_for(root, split)
-    if size is not None:
-        if int(size) != size or int(size) < 1:
-            raise SemsmoothError(f"size must be a positive number of pixels, got {size!r}")
-        size = int(size)
-    try:
-        ds = ImageFolder(str(folder), loader=lambda p: p)  # the loader returns the path: no decoding
-    except (FileNotFoundError, RuntimeError) as e:
-        raise SemsmoothError(f"no ImageFolder tree under {folder}: {str(e).splitlines()[0][:160]}") from None
-    idx = select_indices(indices, len(ds.samples))
-    xs, ys = [], []
+    size = _check_size(size)
+    ch = "grey" if grayscale else (channels or "rgb")
+    _, samples = scan_image_folder(folder)
+    idx = select_indices(indices, len(samples))
+    xs, ys, notes = [], [], []
     for i in idx:  # decoding files is inherently per file
-        path, label = ds.samples[int(i)]
+        path, label = samples[int(i)]
+        name = os.path.basename(path)
+        im = open_image_checked(path, name)
         try:
-            with Image.open(path) as im:
-                im = im.convert("L" if grayscale else "RGB")
-                if size is not None:
-                    w, h = im.size
-                    s = size / min(w, h)
-                    nw, nh = max(size, round(w * s)), max(size, round(h * s))
-                    im = im.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
-                    left, top = (nw - size) // 2, (nh - size) // 2
-                    im = im.crop((left, top, left + size, top + size))
-                arr = np.asarray(im, dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
-            raise SemsmoothError(f"{os.path.basename(path)} is not a readable image ({str(e)[:100]})") from None
-        xs.append(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))
+            arr, n = decode_pil(im, ch, name)
+        finally:
+            im.close()
+        notes.extend(m.split(": ", 1)[-1] for m in n)
+        if size is not None:
+            pil = Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0))
+            arr = np.asarray(_resize_crop_pil(pil, size), dtype=np.uint8)
+            arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+        xs.append(arr)
         ys.append(label)
+    _notify(notes)
     if not xs:
-        c = 1 if grayscale else 3
+        c = 1 if ch == "grey" else 3
         return torch.zeros(0, c, size or 0, size or 0), torch.zeros(0, dtype=torch.long)
     shapes = {a.shape for a in xs}
     if len(shapes) > 1:
-        raise SemsmoothError(f"images under {folder} differ in size ({len(shapes)} sizes); pass size=N "
-                             "(--image-size) to resize them")
+        raise SemsmoothError(f"images under {folder} differ in size ({len(shapes)} sizes); pass --image-size N "
+                             "(the sidebar's 'Image size' in the app) to resize and centre-crop them to N x N")
     x = torch.from_numpy(np.stack(xs).astype(np.float32) / 255.0)
     return x, torch.as_tensor(ys, dtype=torch.long)
+
+
+# --------------------------------------------------------------------------- generic options
+def convert_channels(x: torch.Tensor, channels: str | None) -> torch.Tensor:
+    """``[N,C,H,W]`` images to ``"grey"`` (ITU-R 601 luma 0.299 R + 0.587 G + 0.114 B, rounded to
+    k/255) or ``"rgb"`` (grey repeated); None leaves them."""
+    if channels is None:
+        return x
+    if channels not in ("grey", "rgb"):
+        raise SemsmoothError(f"channels must be grey or rgb, got {channels!r}")
+    if x.ndim != 4:
+        raise SemsmoothError("channels applies to images only")
+    c = x.shape[1]
+    if channels == "grey" and c == 3:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+        return torch.round((x * w).sum(1, keepdim=True) * 255.0) / 255.0
+    if channels == "rgb" and c == 1:
+        return x.repeat(1, 3, 1, 1)
+    if c not in (1, 3):
+        raise SemsmoothError(f"cannot convert {c}-channel images to {channels}")
+    return x
+
+
+def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
+    """``[N,C,H,W]`` -> ``[N,C,size,size]``: shorter side to ``size`` (bilinear, antialiased),
+    centre crop, rounded to k/255 (what ``imagefolder``'s ``size`` does per file)."""
+    if x.ndim != 4:
+        raise SemsmoothError("image size applies to images only")
+    h, w = x.shape[-2:]
+    if (h, w) == (size, size) or len(x) == 0:
+        return x
+    s = size / min(h, w)
+    nh, nw = max(size, round(h * s)), max(size, round(w * s))
+    y = torch.nn.functional.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
+    top, left = (nh - size) // 2, (nw - size) // 2
+    y = y[..., top:top + size, left:left + size]
+    return torch.round(y.clamp(0, 1) * 255.0) / 255.0

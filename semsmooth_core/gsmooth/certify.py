@@ -1,17 +1,24 @@
 """GSmooth certification: augmented noise, the coefficient M, the radius of Cor. 1, Thm 3's
-correction, and TSS-style certification of resolvable blur (Hao et al. Eq. 9-18, Cor. 1, Thm 3).
+correction, the sound radius on the real transformation, and TSS-style certification of resolvable
+blur (Hao et al. Eq. 9-18, Cor. 1, Thm 3).
 
-The statement implemented (derivation in docs/theory.md, section GSmooth):
+The statements implemented (derivations in docs/theory.md, section GSmooth):
 
     GSmooth classifier  G(x) = P_{θ,θ'}[ f(H(A1 θ + b1 + θ' + F2(x))) = c ],
                         θ ~ N(0, σ₁² I_m),  θ' ~ N(0, σ₂² I_d)         (Eq. 10-12)
     the semantic-layer noise  A1 θ + θ' ~ N(0, Σ),  Σ = σ₁² A1 A1ᵀ + σ₂² I_d
+
+1. SOUND, the certificate's ``radius`` (``extra["radius_real"]``, :mod:`semsmooth_core.gsmooth.sound`):
+   G(q(ψ_ξ(x))) = G(x) for EVERY ξ in [0, R] (q: clamp + round to k/255, ψ the real transformation)
+   when sup_{ξ ∈ [0,R]} ‖Σ^{-1/2}[q(ψ_ξ(x)) − x; 0]‖ < Φ⁻¹(p̲_A), the supremum bounded by exact values
+   on a grid plus a proven per-cell interval bound (Cohen et al. in the semantic layer).
+2. ESTIMATE (``extra["radius_surrogate"]``, the radius before issue 13; sound: False, M and ε are
+   grid estimates):
     J(ξ) = ∂ F2(τ(ξ, x)) / ∂ξ  (d × m),   M = max_{ξ ∈ [0, ξ_max]} ||Σ^{-1/2} J(ξ)||₂   (Eq. 18)
     R = Φ⁻¹(p̲_A) / M                                                      (Cor. 1, Eq. 17)
     R_r = R (1 - A ε),  A = 1 / (σ₂ Φ⁻¹(p̲_A)),  ε = ||τ(0,x) - x|| + max_ξ ||τ(ξ,x) - ψ_ξ(x)||   (Thm 3)
 
-and the REAL transformation ψ_ξ with 0 <= ξ < min(R_r, ξ_max) does not change G's prediction
-(with probability >= 1 - α over the sampling, and up to the grid estimates of M and ε).
+Both hold with probability >= 1 - α over the sampling (one Clopper-Pearson bound).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import numpy as np
 import torch
 
 from semsmooth_core import stats
-from semsmooth_core.gsmooth import radii
+from semsmooth_core.gsmooth import radii, sound
 from semsmooth_core.smoothing import (ABSTAIN, Certificate, count_votes, model_device, select_and_estimate,
                                       predict_from_counts)
 from semsmooth_core.validation import (SemsmoothError, check_alpha, check_count, check_n0_n,
@@ -189,17 +196,23 @@ def _check_x(x) -> torch.Tensor:
 def certify_gsmooth(model, sur, transform, x: torch.Tensor, sigma1: float, sigma2: float, n0: int, n: int,
                     alpha: float, xi_max: float | None = None, batch_size: int = 500,
                     generator: torch.Generator | None = None, progress: ProgressFn | None = None,
-                    num_classes: int | None = None, m_grid: int = 17, eps_grid: int = 17) -> Certificate:
+                    num_classes: int | None = None, m_grid: int = 17, eps_grid: int = 17,
+                    real_grid: int = 32) -> Certificate:
     """CERTIFY with the GSmooth classifier against the REAL transformation ``transform``.
 
     Selection with ``n0`` and estimation with ``n`` augmented samples (Eq. 10-12), p̲_A one-sided
-    Clopper-Pearson at ``alpha``; abstain unless p̲_A > 1/2. ``radius`` is the corrected radius R_r
-    of Thm 3 (certifies the real transform), capped at ``xi_max`` (the attack domain over which M
-    is maximised); ``extra`` holds R (surrogate, Cor. 1), M, where it is reached, ε and A, R_r in the
-    uniform form of Thm 3 (``radius_corrected_uniform``) and with path-dependent ε and M
-    (``radius_corrected_path``; the certificate's radius is the larger, both are sound), and the
-    Mahalanobis latent distance of the real attack at the ε grid points (``real_latent_distance``,
-    a diagnostic: a grid point with distance >= Φ⁻¹(p̲_A) is not covered by the latent certificate).
+    Clopper-Pearson at ``alpha``; abstain unless p̲_A > 1/2.
+
+    ``radius`` is the SOUND radius on the real transformation (``extra["radius_real"]``, details in
+    ``extra["radius_real_bound"]``: grid, cells, largest exact d on the grid, largest cell bound, the
+    between-point term), <= ``xi_max``; :func:`semsmooth_core.gsmooth.sound.radius_real` with an initial
+    grid of ``real_grid`` cells. ``extra["radius_surrogate"]`` is the estimate of before: R_r of Thm 3
+    (the larger of the uniform form ``radius_corrected_uniform`` and the path-wise
+    ``radius_corrected_path``), capped at ``xi_max``; it is NOT sound (``radius_surrogate_sound``
+    False: M and ε are grid estimates). ``radius_cor1`` is R of Cor. 1 (the surrogate's own τ, not
+    the real ψ). Labels: ``attacker`` "worst-case" (any severity in [0, radius]), ``sound`` (True for
+    the transforms of ``sound.PROVEN``), ``statement`` (the plain sentence). ``real_latent_distance``:
+    exact d at the ε grid points (diagnostic).
     """
     sigma1, sigma2 = check_sigma(sigma1, "sigma1"), check_sigma(sigma2, "sigma2")
     n0, n = check_n0_n(n0, n)
@@ -217,9 +230,13 @@ def certify_gsmooth(model, sur, transform, x: torch.Tensor, sigma1: float, sigma
     make = gsmooth_batch_maker(sur, x, sigma1, sigma2, device, generator)
     total = n0 + n
     label, _, p_lower, c1 = select_and_estimate(model, make, n0, n, alpha, batch_size, num_classes, progress)
+    proven = transform.name in sound.PROVEN
     extra = {"sigma1": sigma1, "sigma2": sigma2, "n0": n0, "n": n, "xi_max": xi_max,
-             "transform": transform.name, "method": "gsmooth"}
-    R = R_r = 0.0
+             "transform": transform.name, "method": "gsmooth", "attacker": "worst-case", "sound": proven,
+             "radius_surrogate_sound": False, "radius_surrogate_reason": sound.SURROGATE_REASON}
+    if not proven:
+        extra["sound_reason"] = f"no proven enclosure of {transform.name} over a severity interval"
+    R = R_r = R_real = 0.0
     if label != ABSTAIN:
         Minfo = estimate_M(sur, x, sigma1, sigma2, xi_max, grid=m_grid)
         err = surrogate_error(sur, transform, x, xi_max, grid=eps_grid)
@@ -232,13 +249,24 @@ def certify_gsmooth(model, sur, transform, x: torch.Tensor, sigma1: float, sigma
         v = torch.zeros(shift.shape[0], A1.shape[0])
         v[:, :shift.shape[1]] = shift
         lat = sigma_inv_quadratic(v, A1, sigma1, sigma2).clamp_min(0).sqrt()
+        R_r = min(max(R_u, R_p), xi_max)
         extra.update({"M": Minfo["M"], "xi_at_M": Minfo["xi_at_M"], "M_curve_xi": Minfo["xi"],
                       "M_curve_norm": Minfo["norm"], "latent_radius": radii.gsmooth_latent_radius(p_lower),
-                      "radius_surrogate": min(R, xi_max), "radius_surrogate_uncapped": R,
+                      "radius_cor1": min(R, xi_max), "radius_cor1_uncapped": R, "radius_surrogate": R_r,
                       "radius_corrected_uniform": min(R_u, xi_max), "radius_corrected_path": min(R_p, xi_max),
                       "A": A, "real_latent_distance": lat.tolist(), **err})
-        R_r = min(max(R_u, R_p), xi_max)
-    return Certificate(label=label, radius=R_r if label != ABSTAIN else 0.0, p_lower=p_lower, alpha=alpha,
+        if proven:
+            real = sound.radius_real(transform, x.cpu(), p_lower, sigma2, xi_max, A1=A1, sigma1=sigma1,
+                                     grid=real_grid)
+            R_real = real["radius_real"]
+            extra["radius_real"] = R_real
+            extra["radius_real_bound"] = {k: v for k, v in real.items() if k != "radius_real"}
+    else:
+        extra.update({"radius_surrogate": 0.0, "radius_real": 0.0})
+    radius = R_real if proven else R_r
+    extra["radius_method"] = "real (sound)" if proven else "surrogate (estimate)"
+    extra["statement"] = sound.statement(transform.name, transform.units[0], label, radius, alpha, proven)
+    return Certificate(label=label, radius=radius if label != ABSTAIN else 0.0, p_lower=p_lower, alpha=alpha,
                        n_forward=total, seconds=time.perf_counter() - t0, radius_unit=transform.units[0],
                        counts=c1.tolist(), extra=extra)
 
@@ -274,7 +302,13 @@ def certify_resolvable(model, transform, x: torch.Tensor, dist: str, scale: floa
     """CERTIFY for a transformation additive in a non-negative parameter (Gaussian blur in the
     kernel variance; GSmooth Thm 1 with M = 1, TSS): smoothed over θ ~ ``dist`` (scale), radius
     from :mod:`semsmooth_core.gsmooth.radii` (0 unless p̲_A > 1/2). Samples are clipped to the
-    transform's range (mass beyond it is > 1e-6 only for huge scales — refused)."""
+    transform's range (mass beyond it is > 1e-6 only for huge scales — refused).
+
+    NOT sound for the real transformation (``extra["sound"]`` False, reason in ``sound_reason``): the
+    shift argument needs ψ_θ∘ψ_ξ = ψ_{θ+ξ}, which the sampled, truncated kernel and the k/255 rounding
+    break, and without additive noise in the base classifier no bound on that gap can enter the radius
+    (it would need Fischer's double smoothing with E). The sound route for Gaussian blur is the GSmooth
+    classifier with :func:`certify_gsmooth` (``sound.PROVEN`` includes ``gaussian_blur``) and a surrogate."""
     scale = check_positive("scale", scale)
     n0, n = check_n0_n(n0, n)
     alpha = check_alpha(alpha)
@@ -301,7 +335,10 @@ def certify_resolvable(model, transform, x: torch.Tensor, dist: str, scale: floa
     return Certificate(label=label, radius=r, p_lower=p_lower, alpha=alpha, n_forward=total,
                        seconds=time.perf_counter() - t0, radius_unit=transform.units[0], counts=c1.tolist(),
                        extra={"dist": dist, "scale": scale, "n0": n0, "n": n, "transform": transform.name,
-                              "method": "resolvable"})
+                              "method": "resolvable", "attacker": "worst-case", "sound": False,
+                              "sound_reason": sound.RESOLVABLE_REASON,
+                              "statement": sound.statement_resolvable(transform.name, transform.units[0], label, r,
+                                                                      alpha)})
 
 
 # --------------------------------------------------------------------------- one entry point

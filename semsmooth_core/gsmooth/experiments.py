@@ -10,7 +10,7 @@ import torch
 
 from semsmooth_core.gsmooth.attack import attack_gsmooth
 from semsmooth_core.gsmooth.certify import certify_gsmooth, certify_resolvable
-from semsmooth_core.summary import certified_accuracy
+from semsmooth_core.runs.summary import certified_accuracy
 
 Progress = Callable[[int, int], None]
 

@@ -187,3 +187,38 @@ def load_torchscript(path: str | Path, device="cpu") -> tuple[nn.Module, dict]:
     except Exception as e:  # torch raises many types for a bad archive
         raise SemsmoothError(f"{path.name} is not a TorchScript file ({str(e).splitlines()[0][:120]})") from None
     return model.eval(), {"arch": "torchscript", "file": path.name, "sha256": sha256_file(path)}
+
+
+def model_in_channels(model: nn.Module, card: dict | None = None) -> int | None:
+    """How many image channels a model takes: the card's ``in_channels`` (or its
+    ``arch_kwargs``), else the first 2-D convolution's (also inside TorchScript); None when
+    unknown (e.g. an audio model)."""
+    card = card if isinstance(card, dict) else {}
+    for src in (card, card.get("arch_kwargs") if isinstance(card.get("arch_kwargs"), dict) else {}):
+        v = src.get("in_channels")
+        if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+            return v
+    for m in model.modules():
+        kind = type(m).__name__ if not hasattr(m, "original_name") else m.original_name
+        if kind == "Conv2d":
+            w = getattr(m, "weight", None)
+            groups = getattr(m, "groups", 1)
+            if isinstance(w, torch.Tensor) and w.ndim == 4:
+                return int(w.shape[1]) * int(groups if isinstance(groups, int) else 1)
+    return None
+
+
+def check_input_channels(model: nn.Module, card: dict | None, x: torch.Tensor, what: str = "the dataset") -> None:
+    """One-line SemsmoothError before any work when images ``x`` ``[N,C,H,W]`` (or ``[C,H,W]``)
+    have another number of channels than the model takes, naming the option that converts."""
+    from semsmooth_core.validation import SemsmoothError
+
+    if x.ndim not in (3, 4):
+        return
+    c = int(x.shape[-3])
+    want = model_in_channels(model, card)
+    if want is None or want == c:
+        return
+    fix = {1: " add --channels grey (config key channels = \"grey\"; in the app: sidebar 'Channels')",
+           3: " add --channels rgb (config key channels = \"rgb\"; in the app: sidebar 'Channels')"}.get(want, "")
+    raise SemsmoothError(f"the model takes {want}-channel images but {what} has {c}-channel images;{fix or ' convert the data'}")

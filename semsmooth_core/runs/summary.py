@@ -91,3 +91,41 @@ def table_row(rows: Sequence[Mapping], params: Mapping | None = None) -> dict:
         if k in p:
             out[k] = p[k]
     return out
+
+
+def n_ceiling(params: Mapping) -> float | None:
+    """The largest radius a run's settings can certify for any input (all n votes for the top
+    class: p̲_A = α^(1/n), Fischer App. C.2), in the run's radius unit, from its parameters (a
+    ``runs.pipeline`` config): noise ``σ_ε Φ⁻¹(α_γ^(1/n_ε))`` (:func:`stats.max_radius`),
+    transform ``σ_γ Φ⁻¹(α_γ^(1/n_γ))`` (not clipped), double smoothing :func:`planner.max_radius_double` (with
+    ρ, clipped to the attacker range). None where it is not defined by the parameters alone: other
+    smoothings, several transformation parameters, an E estimated by the run itself, imported logs."""
+    from semsmooth_core import planner, stats, transforms
+    from semsmooth_core.runs.pipeline import with_defaults
+
+    p = with_defaults(params or {})
+    kind = p.get("smoothing")
+    try:
+        if kind == "noise":
+            return float(stats.max_radius(float(p["sigma_eps"]), int(p["n_eps"]), float(p["alpha_gamma"])))
+        if kind not in ("transform", "double") or not p.get("transform"):
+            return None
+        t = transforms.get(p["transform"])
+        sg = p["sigma_gamma"] if p["sigma_gamma"] is not None else list(t.default_sigma)
+        sgs = [float(v) for v in (sg if isinstance(sg, (list, tuple)) else [sg])]
+        if len(t.param_names) != 1 or len(set(sgs)) != 1:
+            return None
+        cmax = None
+        if p.get("attacker_range"):
+            ar = p["attacker_range"]
+            cmax = float(max(abs(float(b)) for r in (ar if isinstance(ar[0], (list, tuple)) else [ar]) for b in r)) \
+                if isinstance(ar, (list, tuple)) else abs(float(ar))
+        if kind == "transform":
+            return float(stats.max_radius(sgs[0], int(p["n_gamma"]), float(p["alpha_gamma"])))
+        if p.get("q_E_lower") is None:
+            return None
+        return float(planner.max_radius_double(sgs[0], int(p["n_gamma"]), float(p["alpha_gamma"]),
+                                               float(p["alpha_eps"]), float(p["q_E_lower"]), float(p["alpha_E"]),
+                                               cmax))
+    except (KeyError, TypeError, ValueError):
+        return None

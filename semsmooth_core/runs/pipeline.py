@@ -1,5 +1,5 @@
 """The per-dataset certification runner shared by the CLI (``certify``), the app and the
-background worker (``semsmooth_core.jobs``).
+background worker (``semsmooth_core.runs.jobs``).
 
 ``certify_inputs(config, indices, on_row, progress=None, should_stop=None) -> dict`` certifies
 each listed input of a dataset and hands every finished row to ``on_row`` at once (so a results
@@ -8,13 +8,30 @@ store never loses finished work); each input is certified from its own generator
 
 Config keys (the CLI options; defaults in :data:`DEFAULTS`): ``dataset, split, root, model,
 smoothing (double | transform | noise | ksmooth | gsmooth), transform, interpolation, sigma_gamma,
-sigma_eps, E, q_E_lower, estimate_E, q, E_samples, E_worst_case, n0, n_gamma, n_eps,
+sigma_eps, attacker, E_scope, E_input_samples, E, q_E_lower, estimate_E, q, E_samples, E_worst_case, n0, n_gamma, n_eps,
 alpha_gamma, alpha_eps, alpha_E, inner_mode, partitions, attacker_range, preprocess,
-sequential, batch_size, seed, device, sigma2, dist, surrogate``.
+sequential, batch_size, seed, device, sigma2, dist, surrogate, image_size, channels``.
+
+``image_size`` (None | N pixels: shorter side to N, centre crop N x N, for folders of mixed
+sizes) and ``channels`` (None | "grey" | "rgb": convert the data to what the model takes) go to
+the dataset loader (:func:`data_options`); a channel mismatch between model and data is refused
+before any work (``models.checkpoint.check_input_channels``).
 
 Which parameters each smoothing uses:
 
-- ``double`` (Fischer §6.2): all of them.
+- ``double`` (Fischer §6.2): all of them. Whose E (``E_scope``) and which attacker:
+
+  - ``E_scope="input"`` (default when no E is given): E and q̲_E are estimated for EACH certified
+    input at certify time (:func:`semsmooth_core.errors.estimate_E_for_input`, sizes and E rule
+    from :func:`semsmooth_core.planner.plan_input_E`; ``E_input_samples`` overrides n_E) — the
+    certificate holds for this input.
+  - ``E_scope="dataset"`` (the default when ``E``/``q_E_lower`` or ``estimate_E`` is given): one E
+    for all inputs, estimated on the training split (``estimate_E``) or given — the certificate
+    holds on average over inputs like the training split, and says so. ``E_scope="input"`` with a
+    given E is refused (a number given once cannot have been measured on every input).
+  - ``attacker="random"`` (default): γ ~ U(C); ``"worst-case"``: every γ in C, with E bounding
+    max over C for the sampled β (:func:`semsmooth_core.worstcase.max_eps_upper`), per input
+    only. The old ``E_worst_case=True`` means ``attacker="worst-case"``.
 - ``ksmooth`` (§6.3): like double, with ``partitions`` and E per partition (a number or list).
 - ``transform`` (Thm 4.2, no inner smoothing; exact only for transforms that compose):
   sigma_gamma, n0, n = n_gamma, alpha = alpha_gamma.
@@ -50,12 +67,19 @@ SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
 DEFAULTS: dict = {
     "dataset": "mnist", "split": "heldout", "root": None, "model": None, "smoothing": "double",
     "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": None, "sigma_eps": 0.25,
+    "attacker": "random", "E_scope": "input", "E_input_samples": None,
     "E": None, "q_E_lower": None, "estimate_E": False, "q": 0.98, "E_samples": 2000,
     "E_worst_case": False, "n0": 50, "n_gamma": 100, "n_eps": 200, "alpha_gamma": 0.001,
     "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
     "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
     "seed": 0, "device": None, "sigma2": None, "dist": "exp", "surrogate": None,
+    "image_size": None, "channels": None,
 }
+
+
+def data_options(c: dict) -> dict:
+    """The dataset-loader options of a config: ``image_size`` and ``channels`` when set."""
+    return {k: c[k] for k in ("image_size", "channels") if c.get(k) is not None}
 
 
 def with_defaults(config: dict) -> dict:
@@ -135,6 +159,7 @@ def validate_config(config: dict) -> dict:
     from semsmooth_core import transforms
     from semsmooth_core.data.datasets import dataset_names
 
+    raw = dict(config)
     c = with_defaults(config)
     if c["smoothing"] not in SMOOTHINGS:
         raise SemsmoothError(f"unknown smoothing {c['smoothing']!r}; use {', '.join(SMOOTHINGS)}")
@@ -162,6 +187,21 @@ def validate_config(config: dict) -> dict:
     if t is not None and c["smoothing"] != "gsmooth":
         sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else t.default_sigma
         smoothing.parse_sigma(sg, t.dim)
+    rng = c.get("attacker_range")
+    if rng is not None:
+        flat = rng if isinstance(rng, (list, tuple)) else [rng]
+        flat = [v for r in flat for v in (r if isinstance(r, (list, tuple)) else [r])]
+        for v in flat:
+            try:
+                ok = math.isfinite(float(v))
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise SemsmoothError(f"attacker_range must be finite numbers, got {rng!r}")
+    if c.get("image_size") is not None:
+        check_count("image_size", c["image_size"])
+    if c.get("channels") not in (None, "grey", "rgb"):
+        raise SemsmoothError(f"channels must be grey or rgb, got {c['channels']!r}")
     n0 = check_count("n0", c["n0"])
     if c["smoothing"] in ("double", "ksmooth", "noise"):
         sig = c["sigma_eps"]
@@ -182,6 +222,8 @@ def validate_config(config: dict) -> dict:
     check_count("seed", c["seed"], minimum=0)
     c["sequential"] = _sequential(c["sequential"])
     if c["smoothing"] in ("double", "ksmooth"):
+        _validate_claim(c, raw, t)
+    if c["smoothing"] in ("double", "ksmooth") and c["E_scope"] == "dataset":
         if c["estimate_E"]:
             if not (0.0 < float(c["q"]) < 1.0):
                 raise SemsmoothError(f"q must lie strictly between 0 and 1, got {c['q']!r}")
@@ -206,6 +248,70 @@ def validate_config(config: dict) -> dict:
         if c["inner_mode"] not in ("lemma", "bonferroni"):
             raise SemsmoothError(f"inner_mode must be lemma or bonferroni, got {c['inner_mode']!r}")
     return c
+
+
+def _validate_claim(c: dict, raw: dict, t) -> None:
+    """``attacker`` and ``E_scope`` of double / k-smoothing (module docstring): fill the scope
+    from what was given, map the old ``E_worst_case``, refuse every combination whose certificate
+    would claim more than its E supports. Sets ``c["attacker"]``, ``c["E_scope"]``."""
+    from semsmooth_core import planner
+
+    if c["attacker"] not in smoothing.ATTACKERS:
+        raise SemsmoothError(f"attacker must be random or worst-case, got {c['attacker']!r}")
+    if c.get("E_worst_case"):
+        if raw.get("attacker") == "random":
+            raise SemsmoothError("E_worst_case contradicts attacker random; use --attacker worst-case alone")
+        c["attacker"] = "worst-case"
+    c["E_worst_case"] = c["attacker"] == "worst-case"
+    given = c["E"] is not None or c["q_E_lower"] is not None
+    if raw.get("E_scope") is None:
+        c["E_scope"] = "dataset" if (given or c["estimate_E"]) else "input"
+    if c["E_scope"] not in smoothing.E_SCOPES:
+        raise SemsmoothError(f"E_scope must be input or dataset, got {c['E_scope']!r}")
+    if c["E_scope"] == "input" and (given or c["estimate_E"]):
+        raise SemsmoothError("a given E / q_E_lower or --estimate-E is one E for all inputs (E scope dataset); "
+                             "the per-input E (--E-scope input) is estimated at certify time: drop them "
+                             "or use --E-scope dataset")
+    if c["attacker"] == "worst-case":
+        if c["E_scope"] != "input":
+            raise SemsmoothError("the worst-case attacker needs E bounded over every angle/shift in C for "
+                                 "THIS input (--E-scope input); a dataset E is measured with the parameter "
+                                 "drawn at random, so it cannot back a worst-case certificate")
+        from semsmooth_core import errors
+
+        if not (hasattr(t, "motion_bound") or hasattr(t, "param_interval") or t.name in errors._INTERVALS):
+            raise SemsmoothError(f"no worst-case bound of the interpolation error for {t.name}; use --attacker random")
+    if c["E_scope"] == "input":
+        if c["E_input_samples"] is not None:
+            check_count("E_input_samples", c["E_input_samples"], minimum=10)
+        plan = input_E_plan(c)
+        if plan.E_cap <= 0:
+            raise SemsmoothError(f"the inner smoothing cannot certify any radius E > 0 at sigma_eps "
+                                 f"{c['sigma_eps']}, n_eps {c['n_eps']}, alpha_eps {c['alpha_eps']}; raise n_eps")
+
+
+def _inner_alpha(c: dict):
+    a = c["alpha_eps"]
+    if c["smoothing"] == "double" and c["inner_mode"] == "bonferroni":
+        return float(a) / int(c["n_gamma"])
+    if c["smoothing"] == "double" and c.get("sequential"):
+        return 0.75 * float(a)          # the last look of the default schedule keeps 3/4 of α
+    return a
+
+
+def input_E_plan(c: dict):
+    """:func:`semsmooth_core.planner.plan_input_E` for a validated double / k-smoothing config."""
+    from semsmooth_core import planner, transforms
+
+    t = transforms.get(c["transform"])
+    sg = c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma)
+    cov, iso = smoothing.parse_sigma(sg, t.dim)
+    rng = smoothing._norm_range(c["attacker_range"] if c["attacker_range"] is not None else t.default_range, t.dim)
+    sd = float(torch.sqrt(torch.diag(cov)).min())
+    cmax = smoothing.range_norm_max(rng) / (1.0 if iso else sd)
+    return planner.plan_input_E(c["sigma_eps"], c["n_eps"], _inner_alpha(c), float(c["alpha_E"]),
+                                int(c["n_gamma"]), float(c["alpha_gamma"]), sd if iso else 1.0, cmax,
+                                attacker=c["attacker"], n_E=c.get("E_input_samples"))
 
 
 def load_setup(c: dict):
@@ -239,8 +345,11 @@ def error_data(c: dict) -> tuple[torch.Tensor, str]:
     - ``imagefolder``: ``ROOT/train`` when that folder exists, else the run's own split (said so).
     - any other dataset: ``train`` if it has it, else the run's own split (said so).
     """
-    from semsmooth_core.data.datasets import load_dataset
+    from functools import partial
 
+    from semsmooth_core.data import datasets
+
+    load_dataset = partial(datasets.load_dataset, **data_options(c))
     ds, root, own = c["dataset"], c["root"], c["split"]
     if ds == "imagefolder" and not (root and (Path(root).expanduser() / "train").is_dir()):
         x, _ = load_dataset(ds, split=own, root=root)
@@ -262,19 +371,26 @@ def error_data(c: dict) -> tuple[torch.Tensor, str]:
         return x, f"{ds} split {own!r} (it has no 'train' split)"
 
 
+def error_setup(c: dict, preprocess):
+    """The :class:`semsmooth_core.errors.ErrorSetup` of a config: same transform, interpolation,
+    σ_γ, range C and preprocessing as the certification; the partition of k-smoothing."""
+    from semsmooth_core import errors, transforms
+
+    t = transforms.get(c["transform"])
+    norm = "whole" if c["smoothing"] == "double" else smoothing.PARTITION_NORMS.get(c["partitions"], "whole")
+    return errors.ErrorSetup(transform=t.name, interpolation=c["interpolation"],
+                             sigma=c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma),
+                             C=c["attacker_range"], preprocess=preprocess, norm=norm)
+
+
 def estimate_E(c: dict, preprocess_spec: str, progress=None) -> dict:
     """E at the q-quantile of ‖ε‖ (lower bound q̲_E at 1 − α_E) from the error estimator of
     ``semsmooth_core.errors`` on the TRAINING split (x ~ D independent of the certified inputs;
     :func:`error_data` says which data, per dataset), with the same transform, interpolation, σ_γ,
     attacker range and preprocessing. The result's ``data`` names the inputs used."""
-    from semsmooth_core import errors, transforms
+    from semsmooth_core import errors
 
-    t = transforms.get(c["transform"])
-    norm = "whole" if c["smoothing"] == "double" else {"halves": "half", "channels": "channel",
-                                                       "quadrants": "quadrant"}.get(c["partitions"], "whole")
-    setup = errors.ErrorSetup(transform=t.name, interpolation=c["interpolation"],
-                              sigma=c["sigma_gamma"] if c["sigma_gamma"] is not None else list(t.default_sigma),
-                              C=c["attacker_range"], preprocess=preprocess_spec, norm=norm)
+    setup = error_setup(c, preprocess_spec)
     x, data = error_data(c)
     smp = errors.sample_errors(setup, x, int(c["E_samples"]), seed=int(c["seed"]) + 7919, progress=progress)
     got = errors.E_for_q(smp.worst, float(c["q"]), float(c["alpha_E"]))
@@ -295,7 +411,8 @@ def resolve_E(config: dict, progress=None) -> dict:
         return config
     _, _, _, _, pp_spec = load_setup(c)
     est = estimate_E(c, pp_spec, progress=progress)
-    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est}
+    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est,
+            "E_scope": "dataset"}
 
 
 def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,
@@ -318,16 +435,81 @@ def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None
                                            float(c["alpha_gamma"]), interpolation=c["interpolation"],
                                            preprocess=preprocess, attacker_range=c["attacker_range"], **common)
     kw = dict(interpolation=c["interpolation"], preprocess=preprocess, attacker_range=c["attacker_range"],
-              E_worst_case=bool(c["E_worst_case"]), on_stage=on_stage, **common)
+              attacker=c["attacker"], E_scope=c["E_scope"], on_stage=on_stage, **common)
+    E, q_E, est = c["E"], c["q_E_lower"], None
+    if c["E_scope"] == "input":
+        if on_stage:
+            on_stage("E for this input")
+        est = input_E(c, x, preprocess, model, generator)
+        E, q_E = est["E"], est["q_E_lower"]
+        K = 1 if sm == "double" else smoothing.partition_masks(c["partitions"], tuple(x.shape)).shape[0]
+        if not _reachable(c, q_E, K):
+            return _abstain_for_E(c, t, est, K)
     if sm == "double":
-        return smoothing.certify_double(model, x, t, sg, float(c["sigma_eps"]), float(c["E"]),
-                                        float(c["q_E_lower"]), int(c["n0"]), int(c["n_gamma"]),
+        cert = smoothing.certify_double(model, x, t, sg, float(c["sigma_eps"]), float(E), float(q_E),
+                                        int(c["n0"]), int(c["n_gamma"]),
                                         int(c["n_eps"]), float(c["alpha_gamma"]), float(c["alpha_eps"]),
                                         float(c["alpha_E"]), inner_mode=c["inner_mode"],
                                         sequential=c["sequential"], **kw)
-    return smoothing.certify_ksmooth(model, x, t, sg, c["sigma_eps"], c["E"], c["q_E_lower"], int(c["n0"]),
-                                     int(c["n_gamma"]), c["n_eps"], float(c["alpha_gamma"]), c["alpha_eps"],
-                                     float(c["alpha_E"]), partitions=c["partitions"], **kw)
+    else:
+        cert = smoothing.certify_ksmooth(model, x, t, sg, c["sigma_eps"], E, q_E, int(c["n0"]),
+                                         int(c["n_gamma"]), c["n_eps"], float(c["alpha_gamma"]), c["alpha_eps"],
+                                         float(c["alpha_E"]), partitions=c["partitions"], **kw)
+    if est is not None:
+        cert.extra["E_input"] = est
+        cert.seconds += est["seconds"]
+    return cert
+
+
+def input_E(c: dict, x: torch.Tensor, preprocess, model, generator=None) -> dict:
+    """E and q̲_E for THIS input (``E_scope="input"``): :func:`errors.estimate_E_for_input` with
+    the plan of :func:`input_E_plan`, on the model's device, the same transform, rounding and
+    preprocessing as the certification. Its seed is drawn from the input's generator (so it is a
+    function of (run seed, index) and independent of every other input's)."""
+    from semsmooth_core import errors
+
+    plan = input_E_plan(c)
+    setup = error_setup(c, preprocess)
+    seed = int(torch.randint(0, 2**62, (1,), generator=generator)) if generator is not None else 0
+    xd = x.to(smoothing.model_device(model))
+    est = errors.estimate_E_for_input(setup, xd, plan.n_E, seed, E_cap=plan.E_cap, n_select=plan.n_select,
+                                      select_quantile=plan.select_quantile, alpha_E=float(c["alpha_E"]),
+                                      attacker=c["attacker"], batch_size=int(c["batch_size"]))
+    est["plan"] = plan.to_dict()
+    return est
+
+
+def _rho(c: dict, q_E: float, K: int) -> float:
+    if c["smoothing"] == "double":
+        return smoothing.double_rho(float(c["alpha_eps"]), q_E, float(c["alpha_E"]), c["inner_mode"])
+    a = c["alpha_eps"]
+    als = list(a) if isinstance(a, (list, tuple)) else [a] * K
+    return smoothing.ksmooth_rho(als, q_E, float(c["alpha_E"]))
+
+
+def _reachable(c: dict, q_E: float, K: int) -> bool:
+    """Can any outcome certify? (the best outer bound, every β certified, minus ρ, above 1/2)"""
+    from semsmooth_core import stats
+
+    best = stats.cp_lower(int(c["n_gamma"]), int(c["n_gamma"]), float(c["alpha_gamma"]))
+    return q_E > 0 and best - _rho(c, q_E, K) > 0.5
+
+
+def _abstain_for_E(c: dict, t, est: dict, K: int) -> smoothing.Certificate:
+    """The certificate when this input's q̲_E leaves no room (ρ so large that even all n_γ inner
+    tests passing would abstain): abstain without spending forward passes, and say why."""
+    total = smoothing.double_total_failure(float(c["alpha_gamma"]), float(c["alpha_eps"]) if K == 1 else 0.0,
+                                           float(c["alpha_E"]), c["inner_mode"] if K == 1 else "lemma")
+    extra = {"smoothing": c["smoothing"], "transform": t.name, "interpolation": c["interpolation"],
+             "E": est["E"], "q_E_lower": est["q_E_lower"], "E_input": est, "E_scope": "input",
+             "attacker_range": c["attacker_range"], "skipped": (
+                 f"this input's interpolation error is too large for the inner smoothing: q̲_E = "
+                 f"{est['q_E_lower']:.4g} at E = {est['E']:.4g} (capped at what the inner test can pass) "
+                 "gives ρ too large to certify anything; abstained without forward passes")}
+    return smoothing.Certificate(label=smoothing.ABSTAIN, radius=0.0, p_lower=0.0, alpha=total, n_forward=0,
+                                 seconds=est["seconds"], radius_unit=t.unit, rho=min(1.0, _rho(c, est["q_E_lower"], K)),
+                                 extra=extra, attacker=c["attacker"], E_scope="input", E=est["E"],
+                                 q_E_lower=est["q_E_lower"], sound=True)
 
 
 RESOLVABLE_SCALES = {"exp": 1.0, "uniform": 4.0, "folded_gaussian": 1.5}
@@ -400,7 +582,10 @@ def row_from(index: int, label: int, cert: smoothing.Certificate, base_pred: int
             "radius": float(cert.radius), "radius_unit": cert.radius_unit, "p_lower": float(cert.p_lower),
             "rho": float(cert.rho), "correct": bool(cert.label == label), "base_correct": bool(base_pred == label),
             "n_forward": int(cert.n_forward), "seconds": float(cert.seconds),
-            "clipped": _clipped(cert)}
+            "clipped": _clipped(cert), "attacker": cert.attacker, "E_scope": cert.E_scope,
+            "E": None if cert.E is None else float(cert.E),
+            "q_E_lower": None if cert.q_E_lower is None else float(cert.q_E_lower),
+            "sound": bool(cert.sound), "statement": cert.statement}
 
 
 def _clipped(cert: smoothing.Certificate) -> bool:
@@ -417,13 +602,15 @@ def guarantee(cert: smoothing.Certificate) -> dict:
     """What a certificate of this run promises, in words and numbers (failure probability,
     attacker model, range C)."""
     e = cert.extra
+    claim = {"attacker": cert.attacker, "E_scope": cert.E_scope, "sound": bool(cert.sound)}
     if e.get("method") in ("gsmooth", "resolvable"):
         rng = [0.0, e["xi_max"]] if e.get("xi_max") is not None else None
-        return {"failure_probability": float(cert.alpha),
-                "attacker": f"the real {e.get('transform')} with any severity in [0, radius] {cert.radius_unit}",
+        return {"failure_probability": float(cert.alpha), **claim,
+                "attacker_text": f"the real {e.get('transform')} with any severity in [0, radius] {cert.radius_unit}",
                 "attacker_range": rng, "rho": float(cert.rho), "smoothing": "gsmooth",
                 "method": e["method"]}
-    return {"failure_probability": float(cert.alpha), "attacker": e.get("attacker", "l2 noise"),
+    return {"failure_probability": float(cert.alpha), **claim,
+            "attacker_text": e.get("attacker", "any l2 perturbation within the radius"),
             "attacker_range": e.get("attacker_range"), "rho": float(cert.rho),
             "smoothing": e.get("smoothing", "noise")}
 
@@ -447,15 +634,16 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
 
     Row keys: index, label, prediction (-1 = abstain), radius, radius_unit, p_lower, rho,
     correct, base_correct (the base model on the clean preprocessed input), n_forward, seconds,
-    clipped. ``progress(done, total)`` counts inputs; ``should_stop()`` is polled between
+    clipped, attacker, E_scope, E, q_E_lower, sound, statement (the certificate's claim fields
+    and its sentence, :func:`semsmooth_core.smoothing.explain_certificate`). ``progress(done, total)`` counts inputs; ``should_stop()`` is polled between
     inputs (the summary then says ``"stopped": True``). Returns
-    :func:`semsmooth_core.summary.summarize` of the rows plus ``config`` (E resolved), ``seed``,
+    :func:`semsmooth_core.runs.summary.summarize` of the rows plus ``config`` (E resolved), ``seed``,
     ``model_sha256``, ``environment`` and, with ``estimate_E``, the E estimate.
     """
     from semsmooth_core.data.datasets import load_dataset
     from semsmooth_core.repro import environment
     from semsmooth_core.runs import model_sha256
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     c = validate_config(config)
     indices = [int(i) for i in indices]
@@ -474,8 +662,12 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
         c["E"], c["q_E_lower"] = meta["E_estimate"]["E"], meta["E_estimate"]["q_E_lower"]
         c["estimate_E"] = False
         c = validate_config(c)
-    x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices)
+    x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices,
+                                **data_options(c))
     _check_modality(c, x_all)
+    from semsmooth_core.models.checkpoint import check_input_channels
+
+    check_input_channels(model, card, x_all, f"dataset {c['dataset']!r}")
     rows = []
     stopped = False
     t_run = time.perf_counter()
@@ -488,6 +680,9 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
             base_pred = int(model(pp(xb) if pp is not None else xb).argmax(-1)[0])
         cert = certify_one(c, x, model, pp, input_generator(c["seed"], idx), None, on_stage)
         row = row_from(idx, int(y), cert, base_pred)
+        if c.get("attack"):  # certify --attack: the real transformation inside the certified radius
+            from semsmooth_core.attacks import attack_certified
+            row.update(attack_certified(c, x, int(y), cert, model, pp, input_generator(int(c["seed"]) + 1, idx)))
         last = cert
         rows.append(row)
         on_row(row)
@@ -500,7 +695,16 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
                 "wall_seconds": time.perf_counter() - t_run, **meta})
     if rows:
         out["guarantee"] = guarantee(last)
+    if c.get("attack"):
+        from semsmooth_core.attacks import certified_attack_summary
+        out["attack"] = certified_attack_summary(rows)
     if c["smoothing"] in ("double", "ksmooth"):
         out["rho"] = rows[0]["rho"] if rows else None
+        if c["E_scope"] == "input" and rows:
+            Es = [r["E"] for r in rows if r["E"] is not None]
+            qs = [r["q_E_lower"] for r in rows if r["q_E_lower"] is not None]
+            out["E_per_input"] = {"E_min": min(Es), "E_median": float(np.median(Es)), "E_max": max(Es),
+                                  "q_E_lower_min": min(qs), "q_E_lower_median": float(np.median(qs)),
+                                  "plan": input_E_plan(c).to_dict()}
         out["clipped_rate"] = float(np.mean([r["clipped"] for r in rows])) if rows else None
     return out

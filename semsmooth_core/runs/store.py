@@ -1,4 +1,4 @@
-"""Results store (SQLite) and import/export of Cohen-format certification logs.
+"""Results store (SQLite): runs, their rows, status and the worker bookkeeping.
 
 A *run* is one certification of many inputs: its parameters (the certify options, JSON), seed,
 model checksum, library versions, status and timestamps. A *row* is one finished input (DESIGN
@@ -13,19 +13,13 @@ on disk once ``add_row`` returns, even if the machine loses power right after.
 Where the database lives: ``db_path()`` — an explicit path (``--db``), else ``$SEMSMOOTH_DB``,
 else ``semsmooth_core.paths.data_home() / "runs.sqlite"``.
 
-Cohen et al.'s ``certify.py`` log format (TSV, REFERENCE_NOTES): ``idx label predict radius
-correct time``; abstention = predict -1 with radius 0; ``time`` in seconds (``15.4``) or as
-``str(datetime.timedelta)`` (``0:02:32.717239``). :func:`parse_tsv` reads both,
-:func:`export_tsv` writes it.
+Cohen-format logs (TSV) are read and written by :mod:`semsmooth_core.runs.cohen_tsv`.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
-import re
 import socket
 import sqlite3
 import threading
@@ -40,8 +34,16 @@ STATUSES = ("queued", "running", "done", "cancelled", "failed")
 """Life cycle: queued -> running -> done | cancelled | failed; resume puts a run back to queued."""
 
 ROW_FIELDS = ("index", "label", "prediction", "radius", "radius_unit", "p_lower", "rho", "correct",
-              "base_correct", "n_forward", "seconds", "clipped")
-"""Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it."""
+              "base_correct", "n_forward", "seconds", "clipped", "attacker", "E_scope", "E", "q_E_lower",
+              "sound", "statement")
+"""Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it.
+The last six are the certificate's claim (``smoothing.Certificate``: attacker random | worst-case,
+E_scope input | dataset | None, E, q_E_lower, sound, and its sentence); rows of older stores and of
+imported logs lack them (left out, not guessed)."""
+
+#: columns added after the first schema: (name, SQL type); older stores get them by ALTER TABLE
+_ADDED_COLUMNS = (("clipped", "INTEGER"), ("attacker", "TEXT"), ("E_scope", "TEXT"), ("E", "REAL"),
+                  ("q_E_lower", "REAL"), ("sound", "INTEGER"), ("statement", "TEXT"))
 
 DEFAULT_UNIT = "l2 (pixel scale [0,1])"
 """Unit assumed for imported Cohen logs (Gaussian noise on [0,1] pixels) unless told otherwise."""
@@ -81,6 +83,12 @@ CREATE TABLE IF NOT EXISTS rows (
     seconds       REAL,
     clipped       INTEGER,
     written       REAL NOT NULL,
+    attacker      TEXT,
+    E_scope       TEXT,
+    E             REAL,
+    q_E_lower     REAL,
+    sound         INTEGER,
+    statement     TEXT,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, id);
@@ -107,39 +115,116 @@ class Store:
     """The SQLite results store. Cheap to create; every method opens a short connection, so a
     Store can be shared by threads and re-created in every process."""
 
-    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0):
+    def __init__(self, path: str | os.PathLike | None = None, timeout: float = 60.0, create: bool = True):
+        """Open the store at ``path`` (:func:`db_path`). ``create=False`` (read commands:
+        ``report``, ``runs list/show/export``) refuses a missing file instead of creating an empty
+        store. A zero-byte file is always refused (a truncated copy, not a store to overwrite
+        silently). An existing file gets a quick integrity check (``PRAGMA quick_check``, once
+        per process and file). Store errors (a damaged file, a lock held longer than ``timeout``
+        seconds) are one-line :class:`SemsmoothError` messages."""
         self.path = db_path(path)
         self.timeout = float(timeout)
         self._local = threading.local()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise SemsmoothError(f"cannot open results database {self.path}: {e.strerror or e}") from None
+        if st is None and not create:
+            raise SemsmoothError(f"no results database at {self.path} (nothing stored there yet; check --db "
+                                 "or $SEMSMOOTH_DB)")
+        if st is not None and not os.path.isfile(self.path):
+            raise SemsmoothError(f"results database {self.path} is not a file")
+        if st is not None and st.st_size == 0:
+            raise SemsmoothError(f"results database {self.path} is an empty file (0 bytes), not a store; "
+                                 "delete it or point --db elsewhere to start a new one")
+        try:
+            if st is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            else:
+                self._quick_check(st)
             with self._conn() as c:
                 c.executescript(_SCHEMA)
                 cols = {r[1] for r in c.execute("PRAGMA table_info(rows)")}
-                if "clipped" not in cols:  # a store written before rows kept the clipped flag
-                    c.execute("ALTER TABLE rows ADD COLUMN clipped INTEGER")
+                for name, typ in _ADDED_COLUMNS:   # a store written before rows kept these
+                    if name not in cols:
+                        c.execute(f"ALTER TABLE rows ADD COLUMN {name} {typ}")
         except sqlite3.DatabaseError as e:
-            raise SemsmoothError(f"cannot open results database {self.path}: {e}") from None
+            raise self._error(e) from None
         except OSError as e:
             raise SemsmoothError(f"cannot create results database {self.path}: {e.strerror or e}") from None
+
+    _checked: set = set()
+
+    def _quick_check(self, st) -> None:
+        key = (str(self.path.resolve()), st.st_dev, st.st_ino)
+        if key in Store._checked:
+            return
+        with self._conn() as c:
+            bad = [r[0] for r in c.execute("PRAGMA quick_check(3)")]
+        if bad != ["ok"]:
+            raise SemsmoothError(f"results database {self.path} is damaged ({'; '.join(map(str, bad))[:160]}); "
+                                 "restore a copy, or save what is readable with: sqlite3 FILE .recover")
+        Store._checked.add(key)
+
+    def holders(self) -> list[str]:
+        """Processes of this user that have the database (or its WAL) open, as ``"pid 123:
+        python -m semsmooth_core runs worker"`` (Linux ``/proc``; empty elsewhere)."""
+        base = str(self.path.resolve())
+        names = {base, base + "-wal", base + "-shm", base + "-journal"}
+        out = []
+        try:
+            pids = [d for d in os.listdir("/proc") if d.isdigit()]
+        except OSError:
+            return out
+        for pid in pids:
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+                if not any(os.readlink(f"/proc/{pid}/fd/{fd}") in names for fd in fds):
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                    cmd = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            except OSError:
+                continue
+            me = " (this process)" if int(pid) == os.getpid() else ""
+            out.append(f"pid {pid}{me}: {cmd[:80]}")
+        return out
+
+    def _error(self, e: sqlite3.Error) -> SemsmoothError:
+        """A one-line SemsmoothError for an SQLite error on this store."""
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg):
+            who = self.holders()
+            held = f"; it is open in {', '.join(who[:3])}" if who else ""
+            return SemsmoothError(f"results database {self.path} stayed locked by another process for more than "
+                                  f"{self.timeout:g} s{held}; try again when that process is done")
+        if isinstance(e, sqlite3.OperationalError) and ("unable to open" in msg or "readonly" in msg):
+            return SemsmoothError(f"cannot write results database {self.path}: {msg}")
+        return SemsmoothError(f"results database {self.path} is damaged or not a results store ({msg}); "
+                              "restore a copy, or save what is readable with: sqlite3 FILE .recover")
 
     # ------------------------------------------------------------------ connections
     @contextmanager
     def _conn(self):
-        """This thread's connection (opened once per thread and process, then reused)."""
+        """This thread's connection (opened once per thread and process, then reused). SQLite
+        errors inside become one-line SemsmoothErrors (:meth:`_error`)."""
         key = (os.getpid(), threading.get_ident())
         c = self._local.__dict__.get(key)
-        if c is None:
-            c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
-                                check_same_thread=True)
-            c.row_factory = sqlite3.Row
-            c.execute("PRAGMA journal_mode=WAL")
-            c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
-            c.execute("PRAGMA synchronous=FULL")
-            c.execute("PRAGMA foreign_keys=ON")
-            self._local.__dict__.clear()  # a connection inherited through fork is never used
-            self._local.__dict__[key] = c
-        yield c
+        try:
+            if c is None:
+                c = sqlite3.connect(str(self.path), timeout=self.timeout, isolation_level=None,
+                                    check_same_thread=True)
+                c.row_factory = sqlite3.Row
+                c.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+                c.execute("PRAGMA journal_mode=WAL")
+                c.execute("PRAGMA synchronous=FULL")
+                c.execute("PRAGMA foreign_keys=ON")
+                self._local.__dict__.clear()  # a connection inherited through fork is never used
+                self._local.__dict__[key] = c
+            yield c
+        except sqlite3.Error as e:
+            raise self._error(e) from None
 
     def close(self) -> None:
         for c in list(self._local.__dict__.values()):
@@ -157,7 +242,10 @@ class Store:
             try:
                 yield c
             except BaseException:
-                c.execute("ROLLBACK")
+                try:
+                    c.execute("ROLLBACK")
+                except sqlite3.Error:  # nothing to roll back (the statement that failed ended it)
+                    pass
                 raise
             c.execute("COMMIT")
 
@@ -354,14 +442,27 @@ class Store:
                              _opt(r.get("rho"), float), int(bool(r["correct"])),
                              _opt(r.get("base_correct"), lambda v: int(bool(v))),
                              _opt(r.get("n_forward"), int), _opt(r.get("seconds"), float),
-                             _opt(r.get("clipped"), lambda v: int(bool(v))), now))
+                             _opt(r.get("clipped"), lambda v: int(bool(v))), now,
+                             _opt(r.get("attacker"), str), _opt(r.get("E_scope"), str), _opt(r.get("E"), float),
+                             _opt(r.get("q_E_lower"), float), _opt(r.get("sound"), lambda v: int(bool(v))),
+                             _opt(r.get("statement"), str)))
             except KeyError as e:
                 raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
+        for attempt in range(3):  # a finished row is worth waiting for: up to 3 x timeout
+            try:
+                return self._insert_rows(vals)
+            except SemsmoothError as e:
+                if "stayed locked" not in str(e) or attempt == 2:
+                    raise
+        return 0  # pragma: no cover
+
+    def _insert_rows(self, vals: list) -> int:
         with self._tx() as c:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
-                          " rho, correct, base_correct, n_forward, seconds, clipped, written) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
+                          " rho, correct, base_correct, n_forward, seconds, clipped, written, attacker, E_scope,"
+                          " E, q_E_lower, sound, statement) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
             return c.total_changes - before
 
     def add_row(self, run_id: int, row: Mapping) -> bool:
@@ -373,13 +474,14 @@ class Store:
         e.g. ``p_lower`` of an imported log, are left out rather than set to None)."""
         with self._conn() as c:
             cur = c.execute("SELECT idx AS 'index', label, prediction, radius, unit AS radius_unit, p_lower, "
-                            "rho, correct, base_correct, n_forward, seconds, clipped FROM rows WHERE run_id=? "
+                            "rho, correct, base_correct, n_forward, seconds, clipped, attacker, E_scope, E, "
+                            "q_E_lower, sound, statement FROM rows WHERE run_id=? "
                             "ORDER BY idx", (int(run_id),))
             out = []
             for r in cur:
                 d = {k: r[k] for k in r.keys() if r[k] is not None}
                 d["correct"] = bool(d["correct"])
-                for k in ("base_correct", "clipped"):
+                for k in ("base_correct", "clipped", "sound"):
                     if k in d:
                         d[k] = bool(d[k])
                 out.append(d)
@@ -425,117 +527,3 @@ def model_sha256(model: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- Cohen TSV
-COHEN_COLUMNS = ("idx", "label", "predict", "radius", "correct", "time")
-_TD = re.compile(r"^(?:(?P<d>-?\d+) days?, )?(?P<h>\d+):(?P<m>\d{1,2}):(?P<s>\d{1,2}(?:\.\d+)?)$")
-
-
-def parse_time(text: str) -> float:
-    """Seconds from a Cohen log's ``time`` cell: ``15.4`` or ``0:02:32.717239`` (a
-    ``datetime.timedelta`` string, possibly ``1 day, 2:00:00``)."""
-    s = text.strip()
-    m = _TD.match(s)
-    if m:
-        return (int(m["d"] or 0) * 86400 + int(m["h"]) * 3600 + int(m["m"]) * 60 + float(m["s"]))
-    v = float(s)
-    if not math.isfinite(v) or v < 0:
-        raise ValueError(s)
-    return v
-
-
-def parse_tsv(source, name: str = "log", radius_unit: str = DEFAULT_UNIT) -> list[dict]:
-    """Rows of a Cohen-format log (``idx label predict radius correct time``, tab separated,
-    header first). ``source``: a path, bytes or text. Any problem -> one-line SemsmoothError
-    naming the file and line."""
-    if isinstance(source, (bytes, bytearray)):
-        text = bytes(source).decode("utf-8", errors="replace")
-    elif isinstance(source, Path) or (isinstance(source, str) and "\n" not in source and len(source) < 4096
-                                      and Path(source).is_file()):
-        p = Path(source)
-        name = p.name
-        try:
-            text = p.read_text(encoding="utf-8", errors="replace")
-        except OSError as e:
-            raise SemsmoothError(f"cannot read {p}: {e.strerror or e}") from None
-    else:
-        text = str(source)
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise SemsmoothError(f"{name}: empty file (expected a header 'idx label predict radius correct time')")
-    split = (lambda ln: ln.rstrip("\r\n").split("\t")) if "\t" in lines[0] else (lambda ln: ln.split())
-    header = [h.strip().lower() for h in split(lines[0])]
-    missing = [c for c in COHEN_COLUMNS if c not in header]
-    if missing:
-        raise SemsmoothError(f"{name}: not a certify log: missing column(s) {', '.join(missing)} "
-                             f"(header is {' '.join(header)[:80]!r}; expected {' '.join(COHEN_COLUMNS)})")
-    if len(lines) == 1:
-        raise SemsmoothError(f"{name}: the log has a header but no rows")
-    pos = {c: header.index(c) for c in COHEN_COLUMNS}
-    rows, seen = [], set()
-    for lineno, ln in enumerate(lines[1:], start=2):
-        cells = [c.strip() for c in split(ln)]
-        if len(cells) < len(header):
-            raise SemsmoothError(f"{name} line {lineno}: {len(cells)} columns, the header has {len(header)}")
-        col = "idx"
-        try:
-            idx = int(cells[pos["idx"]]); col = "label"
-            label = int(cells[pos["label"]]); col = "predict"
-            pred = int(cells[pos["predict"]]); col = "radius"
-            rad = float(cells[pos["radius"]])
-            if not math.isfinite(rad) or rad < 0:
-                raise ValueError
-            col = "correct"
-            corr = int(cells[pos["correct"]])
-            if corr not in (0, 1):
-                raise ValueError
-            col = "time"
-            secs = parse_time(cells[pos["time"]])
-        except (ValueError, IndexError):
-            bad = cells[pos[col]] if pos[col] < len(cells) else ""
-            raise SemsmoothError(f"{name} line {lineno}: {col} {bad[:30]!r} is not a valid "
-                                 f"{'non-negative number' if col in ('radius', 'time') else 'integer'}") from None
-        if idx in seen:
-            raise SemsmoothError(f"{name} line {lineno}: index {idx} appears twice")
-        seen.add(idx)
-        rows.append({"index": idx, "label": label, "prediction": pred, "radius": rad,
-                     "radius_unit": radius_unit, "correct": bool(corr), "seconds": secs})
-    return rows
-
-
-def export_tsv(rows: Iterable[Mapping]) -> str:
-    """A Cohen-format log of rows: ``idx label predict radius correct time``, radius with 3
-    significant digits (as their ``certify.py`` writes it), time in seconds."""
-    out = io.StringIO()
-    out.write("\t".join(COHEN_COLUMNS) + "\n")
-    for r in rows:
-        secs = r.get("seconds")
-        out.write(f"{int(r['index'])}\t{int(r['label'])}\t{int(r['prediction'])}\t{float(r['radius']):.3}\t"
-                  f"{int(bool(r['correct']))}\t{'' if secs is None else format(float(secs), '.4f')}\n")
-    return out.getvalue()
-
-
-def import_tsv(store: Store, source, name: str | None = None, radius_unit: str = DEFAULT_UNIT) -> int:
-    """Store a Cohen-format log as a run of kind ``import`` (status done). Returns its id."""
-    label = name or (Path(source).name if isinstance(source, (str, Path)) and "\n" not in str(source)
-                     else "imported log")
-    rows = parse_tsv(source, name=label, radius_unit=radius_unit)
-    run_id = store.create_run({"source": label, "format": "cohen-tsv", "radius_unit": radius_unit},
-                              [r["index"] for r in rows], name=label, status="queued", kind="import")
-    store.add_rows(run_id, rows)
-    store.set_status(run_id, "done")
-    return run_id
-
-
-def load_rows(store: Store | None, ref) -> tuple[list[dict], dict]:
-    """Rows and a description for ``report``: ``ref`` is a TSV file path, a run id or a run name."""
-    p = Path(str(ref)).expanduser()
-    if p.is_file():
-        rows = parse_tsv(p)
-        return rows, {"source": str(p), "kind": "file", "radius_unit": DEFAULT_UNIT}
-    store = store or Store()
-    run_id = store.find_run(ref)
-    run = store.get_run(run_id)
-    rows = store.rows(run_id)
-    unit = next((r.get("radius_unit") for r in rows if r.get("radius_unit")), run["params"].get("radius_unit"))
-    return rows, {"source": f"run {run_id}", "run_id": run_id, "name": run["name"], "kind": run["kind"],
-                  "status": run["status"], "total": run["total"], "params": run["params"],
-                  "radius_unit": unit}

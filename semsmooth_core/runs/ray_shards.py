@@ -48,7 +48,7 @@ def split_shards(indices: Sequence[int], shards: int) -> list[list[int]]:
 
 def certify_shard(config: dict, indices: list[int], runner: str | None = None) -> list[dict]:
     """Body of one Ray task: certify ``indices`` and return their rows (plain dicts)."""
-    from semsmooth_core.jobs import get_runner
+    from semsmooth_core.runs.jobs import get_runner
 
     rows: list[dict] = []
     get_runner(runner)(dict(config), list(indices), rows.append, progress=None, should_stop=None)
@@ -69,9 +69,9 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
     is polled between shards: pending tasks are cancelled, finished rows stay.
     Returns ``{"id", "status", "done", "total", "shards", "gpus_per_task", "summary"}``.
     """
-    from semsmooth_core.jobs import create_job
+    from semsmooth_core.runs.jobs import create_job
     from semsmooth_core.runs import Store
-    from semsmooth_core.summary import summarize
+    from semsmooth_core.runs.summary import summarize
 
     ray = import_ray()
     store = Store(db_path)
@@ -94,7 +94,7 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
         else:
             # a local cluster's workers inherit this process's environment: make the package (and
             # its assets) importable there without a runtime_env (which costs seconds per worker)
-            repo = str(Path(__file__).resolve().parents[1])
+            repo = str(Path(__file__).resolve().parents[2])
             path = os.environ.get("PYTHONPATH", "")
             if repo not in path.split(os.pathsep):
                 os.environ["PYTHONPATH"] = repo + (os.pathsep + path if path else "")

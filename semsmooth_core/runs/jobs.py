@@ -3,7 +3,7 @@
 ``start_job(config, indices)`` records a queued run and makes sure a worker is running; the
 worker (``python -m semsmooth_core runs worker``, a separate process started in its own session
 so it outlives the app or the shell that started it) takes the oldest queued run, certifies its
-pending inputs with the same code as ``certify`` (``semsmooth_core.pipeline.certify_inputs``),
+pending inputs with the same code as ``certify`` (``semsmooth_core.runs.pipeline.certify_inputs``),
 writes each finished input as one committed row, polls the run's cancel flag between inputs,
 and goes on with the next queued run until the queue is empty.
 
@@ -28,19 +28,19 @@ from semsmooth_core.validation import SemsmoothError
 
 Runner = Callable[..., dict]
 """``runner(config, indices, on_row, progress=None, should_stop=None) -> dict`` (the API of
-``semsmooth_core.pipeline.certify_inputs``)."""
+``semsmooth_core.runs.pipeline.certify_inputs``)."""
 
 
 def get_runner(spec: str | None = None) -> Runner:
     """The certification runner: ``module:function`` if given, else
-    ``semsmooth_core.pipeline.certify_inputs`` (the code behind the ``certify`` command)."""
-    spec = spec or os.environ.get("SEMSMOOTH_RUNNER") or "semsmooth_core.pipeline:certify_inputs"
+    ``semsmooth_core.runs.pipeline.certify_inputs`` (the code behind the ``certify`` command)."""
+    spec = spec or os.environ.get("SEMSMOOTH_RUNNER") or "semsmooth_core.runs.pipeline:certify_inputs"
     mod_name, _, fn = spec.partition(":")
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as e:
-        if mod_name == "semsmooth_core.pipeline":
-            raise SemsmoothError("the certification pipeline (semsmooth_core.pipeline) is not "
+        if mod_name == "semsmooth_core.runs.pipeline":
+            raise SemsmoothError("the certification pipeline (semsmooth_core.runs.pipeline) is not "
                                  f"available in this installation: {e}") from None
         raise SemsmoothError(f"cannot import runner {spec!r}: {e}") from None
     try:
@@ -52,7 +52,7 @@ def get_runner(spec: str | None = None) -> Runner:
 def validate(config: Mapping) -> None:
     """``pipeline.validate_config`` when the pipeline provides it (raises SemsmoothError)."""
     try:
-        from semsmooth_core import pipeline
+        from semsmooth_core.runs import pipeline
     except ImportError:
         return
     check = getattr(pipeline, "validate_config", None)
@@ -95,7 +95,7 @@ def spawn_worker(store: Store, run_id: int | None = None, log_dir: Path | None =
         cmd += ["--runner", runner]
     log = open(log_dir / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", "ab")
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[1])
+    root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("OMP_NUM_THREADS", "1")
     try:
@@ -160,7 +160,7 @@ def execute_run(store: Store, run_id: int, runner: Runner, progress=None) -> str
         params = dict(run["params"])
         if pending and not should_stop() and params.get("estimate_E"):
             # estimate E once and keep it with the run: a resumed run certifies with the same E
-            from semsmooth_core.pipeline import resolve_E
+            from semsmooth_core.runs.pipeline import resolve_E
 
             params = resolve_E(params)
             store.set_params(run_id, params)
