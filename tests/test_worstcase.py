@@ -116,9 +116,9 @@ def test_threshold_mode_agrees(digits):
         assert not (free.bound < thr).logical_and(r.sampled >= thr).any()
 
 
-def _violations(digits, monkeypatch, patch, C=30.0, betas=((-23.0,), (11.0,))):
+def _violations(digits, monkeypatch, patch, C=30.0, betas=((-23.0,), (11.0,)), pre=PRE):
     """Largest dense/bound over a few β with ``patch`` applied (16 cells, no refinement)."""
-    s = E.ErrorSetup("rotation", "bilinear", 30, C, PRE)
+    s = E.ErrorSetup("rotation", "bilinear", 30, C, pre)
     gam = _dense_gamma(s, 2001 if s.C[0][1] > s.C[0][0] else 1)
     beta = torch.tensor(betas)
     with monkeypatch.context() as m:
@@ -144,10 +144,11 @@ def test_unsound_variants_are_caught(digits, monkeypatch):
         m.setattr(WC, "_round_err", lambda lo, hi, q: (torch.zeros_like(lo), torch.zeros_like(lo)))
         m.setattr(WC, "VAL_SLACK", 0.0)
         m.setattr(WC, "LOC_SLACK", 0.0)
+        m.setattr(WC, "CROSS_SLACK", 0.0)
         m.setattr(WC._Evaluator, "__init__", _no_quantize_init)
 
     # a one-point range: no motion at all, only the rounding separates the bound from ε
-    kw = dict(C=[(7.3, 7.3)], betas=((-23.0,), (11.0,), (3.1,)))
+    kw = dict(C=[(7.3, 7.3)], betas=((-23.0,), (11.0,), (3.1,)), pre=None)
     assert _violations(digits, monkeypatch, lambda m: None, **kw) < 1.0
     assert _violations(digits, monkeypatch, no_rounding, **kw) > 1.0
 
