@@ -30,8 +30,12 @@ from semsmooth_core.validation import SemsmoothError
 GALLERY = 8
 FIX_WIDGET = {"n_eps": "cf_ne", "n_gamma": "cf_ng", "sigma_eps": "cf_se"}  # a failure's fix -> the widget
 STAGES = {"double": ["E estimate", "Outer selection", "Outer estimation"],
+          "input": ["E for this input", "Outer selection", "Outer estimation"],
           "transform": ["Selection", "Estimation"], "noise": ["Selection", "Estimation"]}
 D = run_config.DEFAULTS  # every default of a certification (the CLI's too)
+SCOPES = {"input": "E for this input (estimated at certify time)",
+          "dataset": "one E for the dataset (given or estimated on the training split)"}
+ATTACKERS = {"random": "random (parameter drawn from C)", "worst-case": "worst-case (any parameter in C)"}
 image_tf = [n for n in transforms.names() if transforms.get(n).modality == "image" and transforms.get(n).composable]
 
 # ---- opened from a run of the Results page: prefill the widgets before they are drawn
@@ -67,8 +71,9 @@ def _apply_preset(p: presets.Preset):
     st.session_state.update(values | {"cf_pp": pp, "cf_se": float(c["sigma_eps"]), "cf_C": values.get("cf_C", 0.0)})
     for k in ("cf_result", "cf_E_est", "cf_long_ok"):
         st.session_state.pop(k, None)
-    if c["smoothing"] == "double":
+    if c["smoothing"] == "double":  # the README rows certify with one E from their E file
         st.session_state["cf_E_src_next"] = f"preset “{p.label}”: {c['E_source']}"
+        st.session_state |= {"cf_Escope": "dataset", "cf_att": "random"}
     if c.get("model") in image_classifiers():  # no card reset of σ_ε / preprocessing for the preset's model
         st.session_state["model_name"] = st.session_state["cf_model"] = c["model"]
     st.session_state["dataset"] = c["dataset"]
@@ -147,14 +152,20 @@ with right:
                                 disabled=kind == "transform")
     crange = c3.number_input(f"Attacker range C: ± ({t.unit})", min_value=0.0, format="%.3f", key="cf_C",
                              disabled=kind == "noise", help=help_text("C"))
+    w1, w2 = st.columns(2)
+    scope = w1.radio("Whose E", list(SCOPES), format_func=SCOPES.get, key="cf_Escope",
+                     disabled=kind != "double", help=help_text("E_scope"))
+    attacker = w2.radio("Attacker", list(ATTACKERS), format_func=ATTACKERS.get, key="cf_att",
+                        disabled=kind != "double", help=help_text("attacker"))
+    per_input = kind == "double" and scope == "input"
     e1, e2, e3 = st.columns(3)
     E = e1.number_input("E (l2 bound on ε)", min_value=0.0, format="%.4f", key="cf_E",
-                        disabled=kind != "double", help=help_text("E"))
+                        disabled=kind != "double" or per_input, help=help_text("E"))
     q_E = e2.number_input("q̲_E (lower bound)", min_value=0.0, max_value=1.0, format="%.4f",
-                          key="cf_q", disabled=kind != "double", help=help_text("q_E_lower"))
+                          key="cf_q", disabled=kind != "double" or per_input, help=help_text("q_E_lower"))
     with e3:
         st.write("")
-        est = st.button("Estimate E here", key="cf_est", disabled=kind != "double",
+        est = st.button("Estimate E here", key="cf_est", disabled=kind != "double" or per_input,
                         help=f"E at the q = {D['q']:g} quantile of ‖ε‖ ({D['E_samples']:,} samples on the "
                              "training split; q̲_E: its lower bound at 1 − α_E)")
     n1, n2, n3, n4 = st.columns(4)
@@ -181,6 +192,8 @@ config = {"model": ref and ref[0], "smoothing": kind, "transform": tname, "inter
           "seed": seed(), "dataset": st.session_state.get("dataset", D["dataset"])}
 if kind == "noise":  # noise smoothing's own n and α
     config |= {"n": int(n_eps), "alpha": a_g}
+if kind == "double":  # whose E and which attacker; a per-input E is estimated at certify time
+    config |= {"E_scope": scope, "attacker": attacker} | ({"E": None, "q_E_lower": None} if per_input else {})
 st.session_state["cf_config"] = config
 
 # ---- E is tied to the settings it was set for; any change makes it stale (no certificate with it)
@@ -189,7 +202,7 @@ bound = st.session_state.get("cf_E_bound")
 if bound is None or (bound["E"], bound["q"]) != (E, q_E) or "cf_E_src_next" in st.session_state:
     bound = st.session_state["cf_E_bound"] = {"fp": fp, "E": E, "q": q_E,
                                               "source": st.session_state.pop("cf_E_src_next", "typed in")}
-stale = explain.E_changes(bound["fp"], fp) if kind == "double" else []
+stale = explain.E_changes(bound["fp"], fp) if kind == "double" and not per_input else []
 if stale:
     st.warning(f"E = {E:g} (q̲_E = {q_E:g}, {bound['source']}) belongs to other settings: since it was set, "
                + "; ".join(stale) + ". Certify is off until E matches these settings.")
@@ -199,7 +212,8 @@ if stale:
               kwargs={"cf_E_bound": {**bound, "fp": fp, "source": "kept by you for these settings"}})
 else:
     st.caption(f"E = {E:g}, q̲_E = {q_E:g}: {bound['source']}; made for {tname}, {interp}, σ_γ {sigma_gamma:g}, "
-               f"C ±{crange:g} {t.unit}, preprocessing {pp_spec or 'none'}." if kind == "double" else "")
+               f"C ±{crange:g} {t.unit}, preprocessing {pp_spec or 'none'}." if kind == "double" and not per_input
+               else "")
 
 if est:
     bar = StageProgress(st.progress(0.0, text="E estimate"), STAGES["double"])
@@ -214,7 +228,7 @@ if est:
             st.rerun()
     except SemsmoothError as e:
         show_error(e)
-if st.session_state.get("cf_E_est") and kind == "double":
+if st.session_state.get("cf_E_est") and kind == "double" and not per_input:
     g = st.session_state["cf_E_est"]
     old = g.get("fp") != fp
     i1, i2 = st.columns([4, 1])
@@ -226,23 +240,34 @@ if st.session_state.get("cf_E_est") and kind == "double":
                       "cf_E_src_next": f"estimated here on the training split ({g['n']} samples)"})
 
 # ---- planner preview: what these settings can give at best; failures in words, with their fix
-found = explain.diagnose_settings(config, model_sigma) if kind != "transform" else []
-gu.failures(found, FIX_WIDGET, "cf_pre")
-try:
-    # the one config (as the CLI resolves it): widget values left at their defaults keep their source
+try:  # the one config (as the CLI resolves it): widget values left at their defaults keep their source
     cfg, sources = run_config.resolve_form(config, card, need_model=False)
-    c = cfg.to_dict()
+    c, err = cfg.to_dict(), None
+except SemsmoothError as e:
+    c, err = None, e
+plan = pipeline.input_E_plan(c) if per_input and c is not None else None
+shown = c | {"E": plan.E_cap, "q_E_lower": 1 - plan.miss_budget} if plan else config  # the preview's E
+found = explain.diagnose_settings(shown, model_sigma) if kind != "transform" and (plan or not per_input) else []
+if plan:
+    st.caption(f"E is estimated for this input at certify time: {plan.n_E:,} samples of ‖ε‖ (the planner's "
+               f"count, {plan.n_select:,} of them to choose E), E capped at {plan.E_cap:.4g} (l2, pixel scale; "
+               "the most the inner test can pass). The preview below assumes that cap as E and "
+               f"q̲_E = {1 - plan.miss_budget:.3g} (the planner's miss budget); the card shows this input's own.")
+gu.failures(found, FIX_WIDGET, "cf_pre")
+ok = err is None
+if err is not None and not any(f.kind == "dead_end" for f in found):  # else already said in words above
+    show_error(err)
+if ok:
     with st.expander("Resolved configuration (where each value comes from: set here, model card, default)"):
         st.dataframe([{"setting": r["name"], "value": str(r["value"]), "from": r["source"]}
                       for r in cfg.describe(sources) if r["value"] is not None],
                      hide_index=True, width="stretch")
-    gu.planner_preview(c, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne", "alpha_gamma": "cf_ag",
-                                               "alpha_eps": "cf_ae"}, "cf_plan")
-    ok = True
-except SemsmoothError as e:
-    if not any(f.kind == "dead_end" for f in found):  # already said in words above
+    try:
+        gu.planner_preview(shown if plan else c, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne",
+                                                                 "alpha_gamma": "cf_ag", "alpha_eps": "cf_ae"}, "cf_plan")
+    except SemsmoothError as e:
         show_error(e)
-    ok = False
+        ok = False
 
 # ---- time guard: forward passes x measured seconds per pass on this device; ask above a few minutes
 spf = None
@@ -252,16 +277,18 @@ if model is not None:
         st.session_state["cf_spf"] = (sk, explain.seconds_per_forward(model, x, int(bs)))
     spf = st.session_state["cf_spf"][1]
 go_ok = gu.time_guard(explain.forward_passes(config), spf, "cf_long_ok",
-                      "; transforming the sampled β adds to it" if kind == "double" else "")
+                      "; transforming the sampled β adds to it" + ("; so does estimating E for this input"
+                                                                    if per_input else "") if kind == "double" else "")
 run = st.button("Certify", type="primary", disabled=not ok or model is None or bool(stale) or not go_ok, key="cf_run")
 if run:
     stop_slot = st.empty()
     stop_slot.button("Stop", key="cf_stop", help="Interrupts the certification (nothing is certified).")
-    sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
-    sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
+    sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES["input" if per_input else kind])
+    sp.stage(sp.stages[0 if per_input else 1] if kind == "double" else "Selection")
 
     def on_stage(stage):
-        sp.stage(stages.label(stage))
+        name = stages.label(stage)
+        sp.stage(name, unit="error samples" if name == STAGES["input"][0] else "forward passes")
 
     def progress(done, total):
         if kind != "double" and done > int(n0) and sp.name == "Selection":
@@ -318,7 +345,9 @@ if res:
         gu.guarantee_card(cert)
         gu.failures(explain.diagnose_result(cert, true_label, model_sigma), FIX_WIDGET, "cf_post")
         st.caption("In one sentence: " + smoothing.explain_certificate(cert))
-        if cert.extra.get("smoothing") in ("double", "transform"):
+        if cert.extra.get("skipped"):  # this input's E left no room: abstained before any forward pass
+            st.info(f"Why it abstained: {cert.extra['skipped']}.", icon=":material/info:")
+        elif cert.extra.get("smoothing") in ("double", "transform"):
             pic = gu.attacker_picture(cert, key="cf_picture")
             try:
                 params = [p for p, _ in pic["strip"]]
@@ -326,7 +355,7 @@ if res:
                 gu.strip(imgs, params, [ok_ for _, ok_ in pic["strip"]], pic["unit"])
             except SemsmoothError as e:
                 show_error(e)
-        if cert.extra.get("smoothing") == "double":
+        if cert.extra.get("smoothing") == "double" and not cert.extra.get("skipped"):
             gu.double_details(cert, x, tn, ip, Preprocess.parse(pps) or None, t.unit, GALLERY)
         elif cert.counts:
             gu.vote_bars(cert.counts)

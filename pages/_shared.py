@@ -490,9 +490,15 @@ def certify_widget_values(params: dict, index: int, transforms_offered: list[str
     if kind == "double":
         v |= {"cf_se": float(p["sigma_eps"]), "cf_ne": int(p["n_eps"]), "cf_ae": float(p["alpha_eps"]),
               "cf_aE": float(p["alpha_E"])}
-        if p.get("E") is not None and p.get("q_E_lower") is not None:
-            v |= {"cf_E": float(p["E"]), "cf_q": float(p["q_E_lower"])}
+        att = p.get("attacker") or ("worst-case" if p.get("E_worst_case") else "random")
+        v["cf_att"] = att
+        if p.get("E_scope") == "input" or (p.get("E_scope") is None and p.get("E") is None
+                                           and not p.get("estimate_E")):
+            v["cf_Escope"] = "input"  # estimated again for the input at certify time (same seed, same E)
+        elif p.get("E") is not None and p.get("q_E_lower") is not None:
+            v |= {"cf_Escope": "dataset", "cf_E": float(p["E"]), "cf_q": float(p["q_E_lower"])}
         else:
+            v["cf_Escope"] = "dataset"
             notes.append("the run estimated E itself: press “Estimate E here” for the same estimate")
     return v, notes
 

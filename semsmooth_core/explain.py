@@ -144,6 +144,8 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
     C = _C_text(cert)
     E = getattr(cert, "E", None) if getattr(cert, "E", None) is not None else e.get("E")
     qE = getattr(cert, "q_E_lower", None) if getattr(cert, "q_E_lower", None) is not None else e.get("q_E_lower")
+    est = e.get("E_input") or {}
+    n_E = f", from {est['n']:,} samples of ‖ε‖ for this input" if est.get("n") else ""
     out = {"kind": k, "method": KIND_WORDS.get(k, k), "status": "abstained" if cert.abstained else "certified",
            "class": "abstain" if cert.abstained else name, "radius": float(cert.radius), "unit": unit,
            "clipped": clipped, "ceiling": top, "at_ceiling": at_top, "p_lower": float(cert.p_lower),
@@ -159,8 +161,8 @@ def guarantee_fields(cert, class_name: str | None = None) -> dict:
     else:
         out["attacker_words"] = "a worst-case attacker: any parameter inside the certified radius, chosen on purpose"
     out["E_words"] = {None: "no interpolation error enters this certificate",
-                      "input": f"E = {E:.4g} was estimated on this input when certifying" if E is not None else
-                               "E was estimated on this input when certifying",
+                      "input": (f"E = {E:.4g} (q̲_E = {qE:.4f}{n_E}) was estimated on this input when certifying"
+                                if E is not None and qE is not None else "E was estimated on this input when certifying"),
                       "dataset": (f"E = {E:.4g} (q̲_E = {qE:.4f}) is an average over other inputs (the training "
                                   "split), not measured on this input: the guarantee for this input holds on "
                                   "average over such inputs" if E is not None and qE is not None else

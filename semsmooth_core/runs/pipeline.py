@@ -498,7 +498,8 @@ def _abstain_for_E(c: dict, t, est: dict, K: int) -> smoothing.Certificate:
                                            float(c["alpha_E"]), c["inner_mode"] if K == 1 else "lemma")
     extra = {"smoothing": c["smoothing"], "transform": t.name, "interpolation": c["interpolation"],
              "E": est["E"], "q_E_lower": est["q_E_lower"], "E_input": est, "E_scope": "input",
-             "attacker_range": c["attacker_range"], "skipped": (
+             "attacker_range": c["attacker_range"] if c["attacker_range"] is not None else
+             [list(r) for r in t.default_range], "skipped": (
                  f"this input's interpolation error is too large for the inner smoothing: q̲_E = "
                  f"{est['q_E_lower']:.4g} at E = {est['E']:.4g} (capped at what the inner test can pass) "
                  "gives ρ too large to certify anything; abstained without forward passes")}
