@@ -73,7 +73,7 @@ def _apply_preset(p: presets.Preset):
         st.session_state.pop(k, None)
     if c["smoothing"] == "double":  # the README rows certify with one E from their E file
         st.session_state["cf_E_src_next"] = f"preset “{p.label}”: {c['E_source']}"
-        st.session_state |= {"cf_Escope": "dataset", "cf_att": "random"}
+        st.session_state.update({"cf_Escope": "dataset", "cf_att": "random"})
     if c.get("model") in image_classifiers():  # no card reset of σ_ε / preprocessing for the preset's model
         st.session_state["model_name"] = st.session_state["cf_model"] = c["model"]
     st.session_state["dataset"] = c["dataset"]

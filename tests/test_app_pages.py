@@ -288,6 +288,7 @@ def test_certify_double_planner_stages_gallery(tmp_path, monkeypatch):
     at = _open(CERTIFY)
     assert not at.exception and not _errors(at)
     assert at.radio(key="cf_kind").value == "double"
+    at.radio(key="cf_Escope").set_value("dataset").run()  # one E for the dataset: typed or estimated here
     if "mnist_cnn_rot_vg_noise030" in at.sidebar.selectbox(key="model_name").options:
         at.sidebar.selectbox(key="model_name").select("mnist_cnn_rot_vg_noise030").run()
         # the model's card sets the page's preprocessing and sigma_eps

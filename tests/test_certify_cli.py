@@ -149,6 +149,7 @@ def test_certify_page_runs_small():
     at.switch_page("pages/5_Certify.py")
     at.run()
     assert not at.exception
+    at.radio(key="cf_Escope").set_value("dataset").run()  # a given E (the per-input default: test_classroom_certify)
     for key, v in {"cf_n0": 5, "cf_ng": 10, "cf_ne": 30, "cf_ag": 0.1, "cf_ae": 0.1, "cf_aE": 0.1,
                    "cf_E": 0.05}.items():
         at.number_input(key=key).set_value(v)

@@ -37,12 +37,15 @@ def _fresh(monkeypatch, tmp_path):
     st.cache_data.clear()
 
 
-def _certify() -> AppTest:
+def _certify(scope: str | None = None) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     at.switch_page(CERTIFY)
     at.run()
     assert not at.exception, at.exception
+    if scope is not None:  # "dataset": one E for all inputs, with the E widgets and the stale-E guard
+        at.radio(key="cf_Escope").set_value(scope).run()
+        assert not at.exception, at.exception
     return at
 
 
@@ -53,7 +56,7 @@ def _warnings(at) -> list[str]:
 # --------------------------------------------------------------------------- stale E guard
 @needs_model
 def test_switching_transform_brings_its_defaults_and_makes_E_stale():
-    at = _certify()
+    at = _certify("dataset")
     assert at.selectbox(key="cf_tf").value == "rotation"
     assert at.number_input(key="cf_sg").value == 30 and at.number_input(key="cf_C").value == 30
     assert not at.button(key="cf_run").disabled
@@ -88,7 +91,7 @@ def test_switching_transform_brings_its_defaults_and_makes_E_stale():
 
 @needs_model
 def test_stale_estimate_is_re_estimated_in_one_click():
-    at = _certify()
+    at = _certify("dataset")
     if "mnist_cnn_rot_vg_noise030" in at.sidebar.selectbox(key="model_name").options:  # E within reach
         at.sidebar.selectbox(key="model_name").select("mnist_cnn_rot_vg_noise030").run()
     at.button(key="cf_est").click().run()
@@ -179,7 +182,7 @@ def test_certify_preset_sets_its_row(key):
 # --------------------------------------------------------------------------- failures and their fix
 @needs_model
 def test_dead_end_says_why_and_applies_the_needed_n_eps():
-    at = _certify()
+    at = _certify("dataset")
     at.number_input(key="cf_se").set_value(0.3).run()
     at.number_input(key="cf_E").set_value(0.6).run()
     errs = [e.value for e in at.error]
@@ -395,3 +398,89 @@ def test_min_samples_for_radius_counts_rho_once():
         while not (alpha ** (1 / n) - rho > sst.norm.cdf(R / sigma) if R > 0 else alpha ** (1 / n) - rho > 0.5):
             n += 1
         assert stats.min_samples_for_radius(R, sigma, alpha, rho=rho) == n
+
+
+# --------------------------------------------------------------------------- whose E, which attacker
+VG = "mnist_cnn_rot_vg_noise030"
+needs_vg = pytest.mark.skipif(not (REPO / "assets" / "models" / f"{VG}.pt").exists(), reason=f"{VG} not shipped")
+TINY = {"cf_n0": 10, "cf_ng": 20, "cf_ne": 40, "cf_ag": 0.1, "cf_ae": 0.1, "cf_aE": 0.1}
+
+
+def _tiny(at, **extra):
+    for k, v in (TINY | extra).items():
+        at.number_input(key=k).set_value(v).run()
+    assert not at.exception, at.exception
+
+
+@needs_vg
+def test_default_is_per_input_E_and_the_card_says_this_input():
+    """Default: E for this input, random attacker; the E widgets and the stale-E guard are off; a tiny
+    certification goes through the CLI's path and its card names this input's E and q̲_E."""
+    at = _certify()
+    at.sidebar.selectbox(key="model_name").select(VG).run()
+    assert at.radio(key="cf_Escope").value == "input" and at.radio(key="cf_att").value == "random"
+    assert at.number_input(key="cf_E").disabled and at.number_input(key="cf_q").disabled
+    assert at.button(key="cf_est").disabled
+    _tiny(at)
+    cfg = at.session_state["cf_config"]
+    assert cfg["E_scope"] == "input" and cfg["E"] is None and cfg["q_E_lower"] is None
+    # the caption's sample count and cap are the planner's for the resolved config (as the CLI's)
+    from semsmooth_core.runs import config as run_config, pipeline
+
+    c = run_config.resolve_form(cfg, None, need_model=False)[0].to_dict()
+    plan = pipeline.input_E_plan(c)
+    cap = [x.value for x in at.caption if "estimated for this input at certify time" in x.value]
+    assert len(cap) == 1 and f"{plan.n_E:,} samples" in cap[0] and f"{plan.E_cap:.4g}" in cap[0]
+    at.number_input(key="cf_sg").set_value(35.0).run()  # an E-relevant change: no stale guard in input mode
+    assert not any("belongs to other settings" in w for w in _warnings(at))
+    assert not at.button(key="cf_run").disabled
+    at.button(key="cf_run").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    cert = at.session_state["cf_result"][0]
+    assert cert.E_scope == "input" and cert.attacker == "random" and cert.sound
+    est = cert.extra["E_input"]
+    assert cert.E == est["E"] and cert.q_E_lower == est["q_E_lower"] and est["n"] >= plan.n_E
+    card = [m.value for m in at.markdown if "**E:**" in m.value]
+    assert len(card) == 1 and "this input" in card[0] and f"E = {cert.E:.4g}" in card[0]
+    assert f"q̲_E = {cert.q_E_lower:.4f}" in card[0] and "average" not in card[0]
+
+
+@needs_vg
+def test_dataset_mode_with_a_given_E_still_certifies():
+    at = _certify("dataset")
+    at.sidebar.selectbox(key="model_name").select(VG).run()
+    assert not at.number_input(key="cf_E").disabled
+    _tiny(at, cf_E=0.31, cf_q=0.96)  # typed in: the user's E for these settings
+    assert at.session_state["cf_config"]["E_scope"] == "dataset"
+    at.button(key="cf_run").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    cert = at.session_state["cf_result"][0]
+    assert cert.E_scope == "dataset" and (cert.E, cert.q_E_lower) == (pytest.approx(0.31), pytest.approx(0.96))
+    assert "E_input" not in cert.extra
+    card = [m.value for m in at.markdown if "**E:**" in m.value]
+    assert len(card) == 1 and "not measured on this input" in card[0]
+
+
+@needs_model
+def test_worst_case_with_a_dataset_E_is_refused_in_one_line():
+    at = _certify()
+    at.radio(key="cf_att").set_value("worst-case").run()
+    assert not at.exception and not [e.value for e in at.error]  # per-input E: allowed
+    at.radio(key="cf_Escope").set_value("dataset").run()
+    errs = [e.value for e in at.error]
+    assert len(errs) == 1 and "worst-case attacker" in errs[0] and "\n" not in errs[0], errs
+    assert at.button(key="cf_run").disabled and at.button(key="cf_queue").disabled
+    at.radio(key="cf_Escope").set_value("input").run()
+    assert not [e.value for e in at.error] and not at.button(key="cf_run").disabled
+
+
+@needs_model
+def test_presets_switch_to_a_dataset_E():
+    p = next(p for p in presets.for_page("certify") if p.E_file)
+    at = _certify()
+    at.radio(key="cf_att").set_value("worst-case").run()
+    at.button(key=f"cf_preset_{p.key}").click().run()
+    assert not at.exception and not [e.value for e in at.error]
+    assert at.radio(key="cf_Escope").value == "dataset" and at.radio(key="cf_att").value == "random"
+    assert not at.number_input(key="cf_E").disabled
+    assert at.session_state["cf_config"]["E_scope"] == "dataset"
