@@ -1,6 +1,9 @@
 """Certify: one input against a semantic transformation — double smoothing (Fischer §6.2, Lemma 4.3),
 plain parameter smoothing (Thm 4.2) or Gaussian noise — with the planner's preview, a progress bar
 with stages, a result card, the guarantee in words, a gallery of sampled inputs and the outer counts.
+Double smoothing's E is by default estimated for the input at certify time (``E_scope="input"``,
+``pipeline.certify_one`` as in the CLI); "one E for the dataset" brings back the typed/estimated E and
+its stale-E guard. The attacker is random (γ drawn from C) or worst-case (any γ in C; per-input E only).
 
 Session-state keys: reads ``"certify_run"`` and ``"certify_index"`` (set by the Results page when a
 row is clicked) and opens that input with that run's parameters, model, dataset and seed. The
@@ -89,13 +92,7 @@ opened = st.session_state.get("cf_opened")
 if opened is not None and st.session_state.get("cf_index") != opened["index"]:
     opened = st.session_state.pop("cf_opened") and None  # another input, or the page was left
 if opened is not None:
-    row = opened["row"]
-    stored = (f" Its stored row: prediction {'abstain' if row['prediction'] == -1 else row['prediction']}, "
-              f"radius {row['radius']:.4g} {row.get('radius_unit') or ''} — press Certify to reproduce it "
-              "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
-    st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
-            f"parameters, model, dataset and seed are filled in.{stored}"
-            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon=":material/link:")
+    gu.opened_banner(opened)
 st.markdown(
     "Certify that the **smoothed** classifier keeps its prediction for a whole range of rotations, "
     "translations, scalings or brightness changes — with interpolation and 8-bit rounding taken into "
@@ -249,10 +246,7 @@ plan = pipeline.input_E_plan(c) if per_input and c is not None else None
 shown = c | {"E": plan.E_cap, "q_E_lower": 1 - plan.miss_budget} if plan else config  # the preview's E
 found = explain.diagnose_settings(shown, model_sigma) if kind != "transform" and (plan or not per_input) else []
 if plan:
-    st.caption(f"E is estimated for this input at certify time: {plan.n_E:,} samples of ‖ε‖ (the planner's "
-               f"count, {plan.n_select:,} of them to choose E), E capped at {plan.E_cap:.4g} (l2, pixel scale; "
-               "the most the inner test can pass). The preview below assumes that cap as E and "
-               f"q̲_E = {1 - plan.miss_budget:.3g} (the planner's miss budget); the card shows this input's own.")
+    gu.input_E_caption(plan, attacker)
 gu.failures(found, FIX_WIDGET, "cf_pre")
 ok = err is None
 if err is not None and not any(f.kind == "dead_end" for f in found):  # else already said in words above

@@ -5,7 +5,8 @@ guard. No math here: every number and sentence comes from ``semsmooth_core.expla
 "Not covered"), never emoji (Debian's Chromium has no emoji font).
 
 Functions: :func:`guarantee_card`, :func:`attacker_picture`, :func:`strip`, :func:`failures`,
-:func:`preset_buttons`, :func:`time_guard`, :func:`double_details`.
+:func:`preset_buttons`, :func:`time_guard`, :func:`double_details`; for the Certify page
+:func:`opened_banner` and :func:`input_E_caption`.
 """
 
 from __future__ import annotations
@@ -267,3 +268,26 @@ def planner_preview(config: dict, unit: str, dim: int, widget_of: dict, key: str
                   help=help_text("n_ceiling"))
         p2.metric("Forward passes", f"{c['n0'] + n_est:,}")
         p3.metric("Failure probability α", f"{c['alpha_gamma']:g}", help=help_text("alpha"))
+
+
+def opened_banner(opened: dict) -> None:
+    """The Certify page's note that an input was opened from a run of the Results page."""
+    row = opened["row"]
+    stored = (f" Its stored row: prediction {'abstain' if row['prediction'] == -1 else row['prediction']}, "
+              f"radius {row['radius']:.4g} {row.get('radius_unit') or ''} — press Certify to reproduce it "
+              "(same seed, same per-input random stream)." if row else " The run has no row for it yet.")
+    st.info(f"**Opened from run #{opened['run']} ({opened['name']}), input {opened['index']}**: the run's "
+            f"parameters, model, dataset and seed are filled in.{stored}"
+            + "".join(f"  \nNote: {n}" for n in opened["notes"]), icon=":material/link:")
+
+
+def input_E_caption(plan, attacker: str) -> None:
+    """What the per-input E will be (``plan``: :func:`semsmooth_core.planner.plan_input_E`), and that
+    the planner preview assumes the plan's E cap and miss budget in place of this input's E."""
+    wc = (" Worst-case attacker: each sample bounds ‖ε‖ over a whole cell of C (slower than the random "
+          "attacker's draws, not counted in the time estimate).") if attacker == "worst-case" else ""
+    st.caption(f"E is estimated for this input at certify time: {plan.n_E:,} samples of ‖ε‖ (the planner's "
+               f"count, {plan.n_select:,} of them to choose E), E capped at {plan.E_cap:.4g} (l2, pixel scale; "
+               "the most the inner test can pass). The preview below assumes that cap as E and "
+               f"q̲_E = {1 - plan.miss_budget:.3g} (the planner's miss budget); the card shows this input's own."
+               + wc)
