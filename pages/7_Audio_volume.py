@@ -187,7 +187,10 @@ pre = explain.diagnose_settings({"smoothing": "double", "E": E_val, "q_E_lower":
                                  "alpha_gamma": alpha}, cards.sigma_eps(card))
 gu.failures(pre, {"n_gamma": "av_ngamma", "n_eps": "av_neps", "sigma_eps": "av_sigma_eps"}, "av_pre")
 stopped_notice("av_certify")
-if st.button("Certify", key="av_certify", type="primary", disabled=any(f.kind in gu.BLOCKING for f in pre)):
+go_ok = gu.time_guard(n0 + n_gamma * n_eps, gu.seconds_per_pass("av_spf", model_name, model, clip, 250), "av_long_ok",
+                      "; volume changes and int16 rounding add to it")
+if st.button("Certify", key="av_certify", type="primary",
+             disabled=any(f.kind in gu.BLOCKING for f in pre) or not go_ok):
     stop = start_work("av_certify", "the certification")
     bar = st.progress(0.0, text="Sampling")
     try:

@@ -140,12 +140,14 @@ n_in = b.number_input("n (estimation)", value=500, step=100, key="gs_n", help=hi
 alpha_in = c.number_input("α", value=0.001, format="%.4f", key="gs_alpha", help=hint("alpha"))
 st.caption(f"Base classifier: {base_name} (trained on GSmooth samples of {t.label}).")
 stopped_notice("gs_certify")
-if st.button("Certify", key="gs_certify", type="primary"):
+model, _card = cached_model(base_name)
+go_ok = gu.time_guard(int(n0_in) + int(n_in), gu.seconds_per_pass("gs_spf", base_name, model, x, 256), "gs_long_ok",
+                      "; each sample also passes through the surrogate, which adds to it")
+if st.button("Certify", key="gs_certify", type="primary", disabled=not go_ok):
     stop = start_work("gs_certify", "the certification")
     try:
         n0, n = check_n0_n(n0_in, n_in)
         alpha = check_alpha(alpha_in)
-        model, _card = cached_model(base_name)
         bar = st.progress(0.0, text="Sampling")
         cert = certify_gsmooth(model, sur, t, x, sigma1, sigma2, n0, n, alpha, generator=generator(11),
                                progress=progress_callback(bar))

@@ -160,6 +160,15 @@ def preset_buttons(page: str, on_apply, key: str) -> None:
 
 
 # --------------------------------------------------------------------------- time guard
+def seconds_per_pass(key: str, ident, model, x, batch_size: int) -> float:
+    """Seconds per forward pass of ``model`` on inputs like ``x`` on this device, measured once per
+    ``ident`` (model, batch, input shape) and kept in the session under ``key``."""
+    sk = (ident, int(batch_size), tuple(x.shape))
+    if st.session_state.get(key, (None,))[0] != sk:
+        st.session_state[key] = (sk, explain.seconds_per_forward(model, x, int(batch_size)))
+    return st.session_state[key][1]
+
+
 def time_guard(passes: int, seconds_per_pass: float | None, key: str, note: str = "") -> bool:
     """Show the forward passes and the estimated time on this device; above
     ``explain.LONG_RUN_SECONDS`` ask for a tick before the run. Returns True when the run may start."""

@@ -408,3 +408,23 @@ def test_audio_sidebar_has_no_image_pickers():
     at.switch_page("pages/1_Smoothing_basics.py")
     at.run()
     assert at.sidebar.selectbox(key="model_name").value == "mnist_cnn_noise025"
+
+
+@pytest.mark.parametrize("page,n_keys,tick,run", [
+    ("7_Audio_volume.py", {"av_ngamma": 10**5, "av_neps": 10**5}, "av_long_ok", "av_certify"),
+    ("8_GSmooth.py", {"gs_n": 10**8}, "gs_long_ok", "gs_certify"),
+])
+def test_long_runs_ask_first_on_audio_and_gsmooth(page, n_keys, tick, run):
+    """Issue 15 item 6 on the Audio volume and GSmooth pages: the run's forward passes and its time on
+    this device are shown, and a run estimated above a few minutes needs a tick before Certify works."""
+    at = _open(page)
+    assert not at.exception, at.exception
+    assert any("forward passes" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert not at.button(key=run).disabled
+    for k, v in n_keys.items():
+        at.number_input(key=k).set_value(v)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.button(key=run).disabled
+    at.checkbox(key=tick).check().run()
+    assert not at.button(key=run).disabled
