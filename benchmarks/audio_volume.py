@@ -12,10 +12,10 @@
    same run: the time of the ``n_forward`` plain batched forward passes alone (median of 3), so
    the overhead of the certification machinery is reported as a ratio.
 
-    OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model speech_cnn --clips 30
-    OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model silero_vad --clips 10
+    OMP_NUM_THREADS=1 python -m benchmarks.audio_volume --model speech_cnn --clips 30
+    OMP_NUM_THREADS=1 python -m benchmarks.audio_volume --model silero_vad --clips 10
 
-    OMP_NUM_THREADS=1 python benchmarks/audio_volume.py --model speech_cnn --clips 30 --range 6 --tag _C6
+    OMP_NUM_THREADS=1 python -m benchmarks.audio_volume --model speech_cnn --clips 30 --range 6 --tag _C6
 
 Writes ``benchmarks/results/audio_<model><tag>.json``.
 """
@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -62,7 +61,10 @@ def main() -> None:
     from semsmooth_core.repro import environment
 
     model, card = load_model(args.model)
-    sigma_eps = args.sigma_eps or float(card.get("sigma_eps", 0.01))
+    from semsmooth_core.runs.config import resolve   # σ_ε: flag > model card > default, as certify
+
+    sigma_eps = float(resolve({"model": args.model, "dataset": "speech-words", "smoothing": "noise",
+                               "sigma_eps": args.sigma_eps}, card)[0].sigma_eps)
     try:
         xe, _, _ = speech.embedded_speech("train")
         e_data = "train (data/speech_words/train.npz)"
@@ -110,7 +112,7 @@ def main() -> None:
     table.update({"radius unit": "dB", "certified accuracy": out["certified_accuracy"],
                   "seconds/clip (median)": statistics.median(secs)})
     result = {
-        "command": "OMP_NUM_THREADS=1 python benchmarks/audio_volume.py " + " ".join(sys.argv[1:]),
+        "command": "OMP_NUM_THREADS=1 python -m benchmarks.audio_volume " + " ".join(sys.argv[1:]),
         "model": args.model, "model_card": {k: card.get(k) for k in ("summary", "heldout_clean_accuracy",
                                                                        "heldout_noise_accuracy", "sigma_eps")},
         "E_estimate": {k: est[k] for k in ("E", "q", "q_E", "q_E_lower", "k", "n", "alpha_E", "quantiles",

@@ -13,7 +13,7 @@ forward-pass saving of sequential inner tests.
    compared. "Same decision" = same prediction (class or abstain); the radius difference is
    reported too. Goal: >= 2x fewer forward passes with the same decision on >= 95 %.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_certify.py --model mnist_cnn_noise025
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_certify --model mnist_cnn_noise025
 
 Writes ``benchmarks/results/certify_<model>.json``. E and q_E_lower are GIVEN (``--E``,
 ``--q-E-lower``; default 0.3 / 0.97, the paper's MNIST Table 1 values) — the benchmark measures
@@ -33,7 +33,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -162,7 +161,7 @@ def main() -> None:
                        "rows": rows},
         "environment": environment(),
         **({"sequential": "not run (--seq-inputs 0)"} if seq_skipped else {}),
-        "command": "OMP_NUM_THREADS=1 python benchmarks/bench_certify.py " + " ".join(sys.argv[1:]),
+        "command": "OMP_NUM_THREADS=1 python -m benchmarks.bench_certify " + " ".join(sys.argv[1:]),
     }
     out = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"certify_{Path(a.model.replace(':', '_')).stem}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

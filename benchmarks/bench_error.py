@@ -7,8 +7,8 @@ angle at a time, PIL's ``Image.rotate`` on uint8 images (so each step rounds to 
 reported. The median ‖ε‖₂ of both is reported too (a fidelity check: PIL's bilinear/bicubic kernels
 and pixel-centre conventions differ slightly from grid_sample's, so the values are close, not equal).
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_error.py            # CPU, 1 thread
-    python benchmarks/bench_error.py --device cuda --threads 16   # GPU when present
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_error            # CPU, 1 thread
+    python -m benchmarks.bench_error --device cuda --threads 16   # GPU when present
 
 Writes benchmarks/results/bench_error_<device>.json.
 """
@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from semsmooth_core import errors as E  # noqa: E402
 from semsmooth_core.data import embedded_mnist, embedded_photos  # noqa: E402
@@ -133,7 +132,7 @@ def main(argv=None) -> int:
                                    batch_size=min(a.batch_size, 16 if device.type == "cpu" else 64)))
             print(json.dumps({k: v for k, v in rows[-1].items() if not isinstance(v, list)}), flush=True)
     out = {"benchmark": "E sampling throughput (rotation, sigma 30, C=[-30,30], no preprocessing)",
-           "command": "python benchmarks/bench_error.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "command": "python -m benchmarks.bench_error " + " ".join(argv if argv is not None else sys.argv[1:]),
            "device": describe_device(device), "threads": a.threads, "rows": rows, "environment": environment()}
     path = Path(a.out) if a.out else ROOT / "benchmarks" / "results" / f"bench_error_{device.type}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ the progress bar's figures), cancel after ``--cancel-after`` rows (``request_can
 resume (``requeue`` + ``ensure_worker``: "Resume") and wait until the run is done; then check that
 every input has exactly one row and print/write what a user reads on the page.
 
-    python benchmarks/run_lifecycle.py                      # 1,000 held-out digits, ~22 min on 2 cores
-    python benchmarks/run_lifecycle.py --inputs 50 --cancel-after 10 --db /tmp/x.sqlite
+    python -m benchmarks.run_lifecycle                      # 1,000 held-out digits, ~22 min on 2 cores
+    python -m benchmarks.run_lifecycle --inputs 50 --cancel-after 10 --db /tmp/x.sqlite
 
 Defaults are the Results page's "Start a new background run" form (σ = 0.25, n0 = 100,
 n = 1,000, α = 0.001, batch 500) with the shipped ``mnist_cnn_noise025``.
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from semsmooth_core.runs import jobs  # noqa: E402
 from semsmooth_core.repro import environment  # noqa: E402
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "forward_per_second": progress_info(run)["forward_per_second"], "summary": summary,
         "progress_samples": len(seen1) + len(seen2) + len(seen3),
         "first_eta_seconds": next((s["eta_seconds"] for s in seen1 if s["eta_seconds"] is not None), None),
-        "command": "python benchmarks/run_lifecycle.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "python -m benchmarks.run_lifecycle " + " ".join(argv if argv is not None else sys.argv[1:]),
         "environment": environment(),
     }
     dest = Path(a.out) if a.out else REPO / "benchmarks" / "results" / f"run_lifecycle_{a.inputs}.json"

@@ -18,7 +18,10 @@ from pages._shared import (BYO, SIDEBAR_PREFILL, StageProgress, certify_widget_v
                            current_model, data_options, ensure_worker, image_classifiers, model_ref, sample_picker,
                            seed, show_error, take_run_request)
 from semsmooth_core import explain, presets, smoothing, transforms
+from semsmooth_core import progress as stages
 from semsmooth_core.glossary import help_text
+from semsmooth_core.models import cards
+from semsmooth_core.runs import config as run_config
 from semsmooth_core.runs import jobs, pipeline
 from pages._attack_panel import attack_panel
 from semsmooth_core.preprocess import Preprocess
@@ -28,9 +31,7 @@ GALLERY = 8
 FIX_WIDGET = {"n_eps": "cf_ne", "n_gamma": "cf_ng", "sigma_eps": "cf_se"}  # a failure's fix -> the widget
 STAGES = {"double": ["E estimate", "Outer selection", "Outer estimation"],
           "transform": ["Selection", "Estimation"], "noise": ["Selection", "Estimation"]}
-CORE_STAGE = {"outer selection": "Outer selection",
-              "transforming the sampled β": "Outer estimation — transforming the sampled β",
-              "inner smoothing at the sampled β": "Outer estimation — inner smoothing at the sampled β"}
+D = run_config.DEFAULTS  # every default of a certification (the CLI's too)
 image_tf = [n for n in transforms.names() if transforms.get(n).modality == "image" and transforms.get(n).composable]
 
 # ---- opened from a run of the Results page: prefill the widgets before they are drawn
@@ -102,9 +103,9 @@ st.caption("Audio ±3 dB and GSmooth zoom blur presets are on the Audio volume a
 
 loaded = current_model()
 model, card = loaded if loaded is not None else (None, None)
-pp_default = (card or {}).get("preprocess") or ((card or {}).get("augmentation") or {}).get("preprocess") or "none"
-model_sigma = (card or {}).get("sigma_eps")
-se_default = float(model_sigma or 0.25)
+pp_default = cards.preprocess(card) or "none"                          # as run_config.resolve reads them
+se_default = float(cards.sigma_eps(card) or run_config.SIGMA_EPS_FALLBACK)
+model_sigma = cards.sigma_eps(card)
 ref = model_ref()
 if st.session_state.get("cf_model", ref and ref[0]) != (ref and ref[0]):
     # Another model: its card's preprocessing and σ_ε, no stale results. Assigned, not deleted:
@@ -154,31 +155,32 @@ with right:
     with e3:
         st.write("")
         est = st.button("Estimate E here", key="cf_est", disabled=kind != "double",
-                        help="E at the q = 0.95 quantile of ‖ε‖ (2,000 samples on the training split; "
-                             "q̲_E: its lower bound at 1 − α_E)")
+                        help=f"E at the q = {D['q']:g} quantile of ‖ε‖ ({D['E_samples']:,} samples on the "
+                             "training split; q̲_E: its lower bound at 1 − α_E)")
     n1, n2, n3, n4 = st.columns(4)
-    n0 = n1.number_input("n0", value=50, min_value=1, step=10, key="cf_n0", help=help_text("n0"))
-    n_gamma = n2.number_input("n_γ", value=100, min_value=1, step=10, key="cf_ng", disabled=kind == "noise",
-                              help=help_text("n_gamma"))
-    n_eps = n3.number_input("n_ε (noise: n)", value=200, min_value=1, step=10, key="cf_ne",
+    n0 = n1.number_input("n0", value=D["n0"], min_value=1, step=10, key="cf_n0", help=help_text("n0"))
+    n_gamma = n2.number_input("n_γ", value=D["n_gamma"], min_value=1, step=10, key="cf_ng", disabled=kind == "noise", help=help_text("n_gamma"))
+    n_eps = n3.number_input("n_ε (noise: n)", value=D["n_eps"], min_value=1, step=10, key="cf_ne",
                             disabled=kind == "transform", help=help_text("n_eps"))
-    bs = n4.number_input("batch", value=1000, min_value=1, step=100, key="cf_bs")
+    bs = n4.number_input("batch", value=D["batch_size"], min_value=1, step=100, key="cf_bs")
     a1, a2, a3 = st.columns(3)
-    a_g = a1.number_input("α_γ (noise, transform: α)", value=0.001, min_value=0.0, max_value=1.0,
+    a_g = a1.number_input("α_γ (noise, transform: α)", value=D["alpha_gamma"], min_value=0.0, max_value=1.0,
                           format="%.4f", key="cf_ag", help=help_text("alpha_gamma"))
-    a_e = a2.number_input("α_ε", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_ae",
+    a_e = a2.number_input("α_ε", value=D["alpha_eps"], min_value=0.0, max_value=1.0, format="%.4f", key="cf_ae",
                           disabled=kind != "double", help=help_text("alpha_eps"))
-    a_E = a3.number_input("α_E", value=0.001, min_value=0.0, max_value=1.0, format="%.4f", key="cf_aE",
+    a_E = a3.number_input("α_E", value=D["alpha_E"], min_value=0.0, max_value=1.0, format="%.4f", key="cf_aE",
                           disabled=kind != "double", help=help_text("alpha_E"))
     sequential = st.checkbox("Sequential inner tests (sound early stopping)", value=True, key="cf_seq",
                              disabled=kind != "double")
 
-config = {"model": "page", "smoothing": kind, "transform": tname, "interpolation": interp,
+config = {"model": ref and ref[0], "smoothing": kind, "transform": tname, "interpolation": interp,
           "sigma_gamma": sigma_gamma if t.dim == 1 else [sigma_gamma] * t.dim, "sigma_eps": sigma_eps,
           "E": E, "q_E_lower": q_E, "n0": int(n0), "n_gamma": int(n_gamma), "n_eps": int(n_eps),
           "alpha_gamma": a_g, "alpha_eps": a_e, "alpha_E": a_E, "attacker_range": [[-crange, crange]] * t.dim,
           "sequential": "looks" if sequential else None, "batch_size": int(bs), "preprocess": pp_spec,
-          "seed": seed(), "dataset": st.session_state.get("dataset", "mnist")}
+          "seed": seed(), "dataset": st.session_state.get("dataset", D["dataset"])}
+if kind == "noise":  # noise smoothing's own n and α
+    config |= {"n": int(n_eps), "alpha": a_g}
 st.session_state["cf_config"] = config
 
 # ---- E is tied to the settings it was set for; any change makes it stale (no certificate with it)
@@ -227,8 +229,14 @@ if st.session_state.get("cf_E_est") and kind == "double":
 found = explain.diagnose_settings(config, model_sigma) if kind != "transform" else []
 gu.failures(found, FIX_WIDGET, "cf_pre")
 try:
-    c = pipeline.validate_config({**config, "model": "preview"})
-    gu.planner_preview(config, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne", "alpha_gamma": "cf_ag",
+    # the one config (as the CLI resolves it): widget values left at their defaults keep their source
+    cfg, sources = run_config.resolve_form(config, card, need_model=False)
+    c = cfg.to_dict()
+    with st.expander("Resolved configuration (where each value comes from: set here, model card, default)"):
+        st.dataframe([{"setting": r["name"], "value": str(r["value"]), "from": r["source"]}
+                      for r in cfg.describe(sources) if r["value"] is not None],
+                     hide_index=True, width="stretch")
+    gu.planner_preview(c, t.unit, t.dim, {"n_gamma": "cf_ng", "n_eps": "cf_ne", "alpha_gamma": "cf_ag",
                                                "alpha_eps": "cf_ae"}, "cf_plan")
     ok = True
 except SemsmoothError as e:
@@ -252,8 +260,8 @@ if run:
     sp = StageProgress(st.progress(0.0, text="Starting…"), STAGES[kind])
     sp.stage(STAGES[kind][1] if kind == "double" else "Selection")
 
-    def on_stage(name):
-        sp.stage(CORE_STAGE.get(name, name[:1].upper() + name[1:]))
+    def on_stage(stage):
+        sp.stage(stages.label(stage))
 
     def progress(done, total):
         if kind != "double" and done > int(n0) and sp.name == "Selection":
@@ -286,11 +294,12 @@ with st.expander("Run these settings on many inputs in the background (results i
             from semsmooth_core.runs import Store
 
             store = Store()
-            cfg = {**config, "model": ref[0], "split": "heldout", "root": checked_data_root(), **data_options()}
             if st.session_state.get("model_name") == BYO and ref[1]:
                 raise SemsmoothError("background runs need a semsmooth checkpoint or TorchScript file, "
                                      "not a plain state_dict")
-            rid = jobs.create_job(cfg, range(int(first), int(first) + int(many)), store)
+            queued, _ = run_config.resolve_form({**config, "split": "heldout", "root": checked_data_root(),
+                                                 **data_options()}, card)
+            rid = jobs.create_job(queued, range(int(first), int(first) + int(many)), store)
             ensure_worker(store)
             st.success(f"Run {rid} queued; follow it on the Results page.")
         except SemsmoothError as e:

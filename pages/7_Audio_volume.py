@@ -47,7 +47,7 @@ gu.preset_buttons("audio", _apply_preset, "av_preset")
 # --------------------------------------------------------------------------- model
 audio_models = {k: v for k, v in list_models().items() if v.get("modality") == "audio"}
 if not audio_models:
-    st.info("No audio model in assets/models/ — train one with `python scripts/train_speech.py`.")
+    st.info("No audio model in assets/models/ — train one with `python -m scripts.train_speech`.")
     st.stop()
 names = sorted(audio_models, key=lambda k: k != "speech_cnn")      # the word classifier first
 model_name = st.selectbox("Model", names, key="av_model",
@@ -233,7 +233,7 @@ for res in results:
     st.dataframe(data.get("table", []), width="stretch")
     st.caption(f"`{data.get('command', '')}` — radius in dB (clipped to C, where E holds).")
 if not results:
-    st.caption(f"No results yet: run `python benchmarks/audio_volume.py --model {model_name}`.")
+    st.caption(f"No results yet: run `python -m benchmarks.audio_volume --model {model_name}`.")
 n_clips = int(st.number_input("clips for a quick table (evenly spaced)", 2, 50, 5, key="av_nclips"))
 
 

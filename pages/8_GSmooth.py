@@ -17,7 +17,7 @@ from semsmooth_core.paths import models_dir
 from semsmooth_core.smoothing import certify_transform
 from semsmooth_core.explain import diagnose_result
 from semsmooth_core.transforms import get
-from semsmooth_core.transforms.photometric import box_halfwidth
+from semsmooth_core.smoothing import box_halfwidth
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_n0_n, check_sigma
 
 N_SHOW = 6
@@ -239,7 +239,7 @@ if "gs_grid" in st.session_state:
                      title=f"{get(gname).label}: certified accuracy at radius {gr:g} {get(gname).units[0]}")
     st.plotly_chart(hm, width="stretch")
     st.caption("Small n and few images: a demonstration of the trade-off (larger σ₂ lowers M but also the "
-               "accuracy of the base classifier), not a benchmark — see scripts/gsmooth_tables.py.")
+               "accuracy of the base classifier), not a benchmark — see benchmarks/gsmooth_tables.py.")
 
 st.subheader("Resolvable: brightness + contrast (closed-form radius)")
 st.markdown(

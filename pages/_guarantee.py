@@ -236,7 +236,9 @@ def planner_preview(config: dict, unit: str, dim: int, widget_of: dict, key: str
     c, kind = config, config["smoothing"]
     p1, p2, p3, p4 = st.columns(4)
     if kind == "double":
-        cmax = abs(c["attacker_range"][0][1]) * dim ** 0.5
+        cmax = c.get("range_norm_max")   # the resolved config's largest norm in C (runs.config)
+        if cmax is None:
+            cmax = abs(c["attacker_range"][0][1]) * dim ** 0.5
         sg = c["sigma_gamma"] if dim == 1 else c["sigma_gamma"][0]
         pre = planner.summary_before_run(float(sg), c["sigma_eps"], c["E"], c["q_E_lower"], c["n_gamma"], c["n_eps"],
                                          c["alpha_gamma"], c["alpha_eps"], c["alpha_E"], attacker_max=cmax, n0=c["n0"])

@@ -6,18 +6,16 @@ from there) and its card ``silero_vad.json`` with the package version, the sha25
 ``silero_vad.jit`` and its accuracy as a speech / no-speech detector on the held-out clips
 (every clip is speech) and on non-speech inputs (silence and white noise at -40 dBFS RMS).
 
-    pip install silero-vad==6.2.3 && python scripts/package_silero_vad.py
+    pip install silero-vad==6.2.3 && python -m scripts.package_silero_vad
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
@@ -48,7 +46,7 @@ def main() -> None:
         "heldout_speech_detected_noise_0.01": round(speech_noisy, 4),
         "nonspeech_rejected_silence_and_noise": round(nonspeech_rate, 4),
         "weights_in_checkpoint": "none (loaded from the installed package at run time)",
-        "command": f"pip install silero-vad=={SILERO_VERSION} && python scripts/package_silero_vad.py",
+        "command": f"pip install silero-vad=={SILERO_VERSION} && python -m scripts.package_silero_vad",
     }
     out = save_checkpoint(ROOT / "assets" / "models" / "silero_vad.pt", model, "silero_vad", {"threshold": 0.5}, card)
     print(out, {k: card[k] for k in card if "detected" in k or "rejected" in k})

@@ -7,7 +7,7 @@ space where the inner smoothing adds its noise at certification time. Adam, one-
 CPU, one thread by default.
 
     python scripts/synth_speech.py            # builds data/speech_words/train.npz first
-    OMP_NUM_THREADS=1 python scripts/train_speech.py --sigma-eps 0.01 --epochs 8 --seed 0
+    OMP_NUM_THREADS=1 python -m scripts.train_speech --sigma-eps 0.01 --epochs 8 --seed 0
 
 Held-out accuracy is measured on the shipped held-out clips (speakers disjoint from training):
 clean, under N(0, σ_ε²) noise (mean over 5 draws), and under noise + random volume in ±3 dB.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,7 +24,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 @torch.no_grad()
@@ -115,7 +113,7 @@ def main() -> None:
     clean = evaluate(model, xte, yte, 0.0, g)
     noisy = evaluate(model, xte, yte, args.sigma_eps, g, draws=5)
     noisy_vol = evaluate(model, xte, yte, args.sigma_eps, g, volume_db=3.0, draws=5)
-    cmd = (f"OMP_NUM_THREADS={args.threads} python scripts/train_speech.py --sigma-eps {args.sigma_eps} "
+    cmd = (f"OMP_NUM_THREADS={args.threads} python -m scripts.train_speech --sigma-eps {args.sigma_eps} "
            f"--volume-db {args.volume_db} --clean-fraction {args.clean_fraction} --epochs {args.epochs} --batch-size {args.batch_size} --lr {args.lr} "
            f"--width {args.width} --seed {args.seed} --max-seconds {args.max_seconds}")
     card = {

@@ -1,4 +1,6 @@
-"""Audio: int16 storage, waveform <-> MFCC features, and checked decoding of user audio.
+"""Audio clips: conventions, fitting to one second, and checked decoding of user audio (int16
+storage lives with the volume transform, ``transforms/volume.py``; MFCC features with the audio
+models, ``models/audio_models.py``; E of volume changes in ``errors.py``).
 
 Conventions (used by the volume transform, the speech models, the data loaders and the app):
 
@@ -8,7 +10,7 @@ Conventions (used by the volume transform, the speech models, the data loaders a
 - Every quantity that smoothing touches lives in this waveform space: the volume transform
   ψ_β, the interpolation/rounding error ε and its bound E (l2 norm of a waveform difference),
   and the inner Gaussian noise (σ_ε in the same [-1,1] units). The MFCC front end is part of
-  the model (:class:`MFCC`, a torch port of ``librosa.feature.mfcc``), so that noise is added
+  the model (``models.audio_models.MFCC``, a torch port of ``librosa.feature.mfcc``), so that noise is added
   BEFORE the features — the reference code measured E on the waveform but added the noise to
   the spectrogram (REFERENCE_NOTES.md), which this layout rules out.
 
@@ -18,130 +20,22 @@ The core never imports streamlit; pages call :func:`decode_audio` and show its n
 from __future__ import annotations
 
 import io
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 
+from semsmooth_core.transforms.volume import (INT16_MAX, INT16_SCALE, from_int16, quantize_int16,  # noqa: F401
+                                              rounding_error_l2, to_int16)
 from semsmooth_core.validation import SemsmoothError
 
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = 16000
-INT16_SCALE = 32768.0
-INT16_MAX = 32767.0 / INT16_SCALE            # largest storable value in [-1,1) scale
 MAX_UPLOAD_SECONDS = 30.0                    # longer uploads are refused
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 
 
-# --------------------------------------------------------------------------- int16 storage
-def quantize_int16(x: torch.Tensor) -> torch.Tensor:
-    """Storage rounding of audio (Fischer §5.2, "rounding errors can be handled analogously"):
-    clamp to the int16 range [-32768, 32767]/32768 and round to the nearest k/32768."""
-    return torch.round(x.clamp(-1.0, INT16_MAX) * INT16_SCALE) / INT16_SCALE
-
-
-def to_int16(x) -> np.ndarray:
-    """A float waveform in [-1,1) scale -> int16 samples (clamped and rounded)."""
-    a = torch.as_tensor(x, dtype=torch.float64)
-    return (quantize_int16(a) * INT16_SCALE).round().numpy().astype(np.int16)
-
-
-def from_int16(k) -> torch.Tensor:
-    """int16 samples -> float32 waveform k/32768 in [-1, 1)."""
-    return torch.as_tensor(np.asarray(k, dtype=np.int16).astype(np.float32) / INT16_SCALE)
-
-
-def rounding_error_l2(num_samples: int) -> float:
-    """Expected l2 norm of rounding a generic waveform to int16: each sample's error is uniform
-    on [-1/2, 1/2] LSB (variance 1/12 LSB²), so ‖e‖₂ ≈ sqrt(T/12)/32768."""
-    return math.sqrt(num_samples / 12.0) / INT16_SCALE
-
-
-# --------------------------------------------------------------------------- MFCC
-@dataclass(frozen=True)
-class MFCCConfig:
-    """Parameters of the MFCC front end (the same names as ``librosa.feature.mfcc``)."""
-
-    sr: int = SAMPLE_RATE
-    n_mfcc: int = 40
-    n_fft: int = 480          # 30 ms window
-    hop_length: int = 160     # 10 ms hop
-    n_mels: int = 40
-    fmin: float = 20.0
-    fmax: float = 7600.0
-    top_db: float = 80.0
-    amin: float = 1e-10
-
-    def librosa_kwargs(self) -> dict:
-        """Keyword arguments of ``librosa.feature.mfcc`` (which applies ``power_to_db`` with its
-        default ``top_db=80``, ``amin=1e-10``, ``ref=1``)."""
-        return dict(sr=self.sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft, hop_length=self.hop_length,
-                    n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
-                    center=True, pad_mode="constant", window="hann", power=2.0, htk=False,
-                    norm="ortho", dct_type=2)
-
-    def num_frames(self, num_samples: int = CLIP_SAMPLES) -> int:
-        return 1 + num_samples // self.hop_length
-
-
-def mfcc_numpy(y: np.ndarray, cfg: MFCCConfig = MFCCConfig()) -> np.ndarray:
-    """The reference: ``librosa.feature.mfcc`` with ``cfg`` (numpy, one clip) -> [n_mfcc, frames]."""
-    import librosa
-
-    return librosa.feature.mfcc(y=np.asarray(y, dtype=np.float32), **cfg.librosa_kwargs())
-
-
-def _dct2_ortho_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """DCT-II with ``norm="ortho"`` as a matrix [n_out, n_in] (scipy.fft.dct type 2, the one
-    librosa.feature.mfcc applies along the mel axis)."""
-    k = torch.arange(n_out, dtype=torch.float64)[:, None]
-    n = torch.arange(n_in, dtype=torch.float64)[None, :]
-    m = torch.cos(math.pi * k * (2 * n + 1) / (2 * n_in)) * math.sqrt(2.0 / n_in)
-    m[0] /= math.sqrt(2.0)
-    return m
-
-
-class MFCC(nn.Module):
-    """``librosa.feature.mfcc`` in torch, batched and device-agnostic: waveform ``[B,T]`` ->
-    MFCC ``[B, n_mfcc, frames]``.
-
-    Steps (Davis & Mermelstein 1980 as librosa implements them): STFT with a periodic Hann
-    window, ``center=True`` zero padding; power spectrum |X|²; mel filterbank
-    ``librosa.filters.mel`` (Slaney); ``power_to_db`` = 10 log10(max(S, amin)) clipped at
-    ``max - top_db`` per clip; DCT-II (ortho) along the mel axis. Tested against librosa in
-    tests/test_audio.py.
-    """
-
-    def __init__(self, cfg: MFCCConfig = MFCCConfig()):
-        super().__init__()
-        import librosa
-
-        self.cfg = cfg
-        mel = librosa.filters.mel(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
-                                  fmax=cfg.fmax, htk=False, norm="slaney")
-        self.register_buffer("mel_fb", torch.tensor(mel, dtype=torch.float32), persistent=False)
-        self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
-        self.register_buffer("dct", _dct2_ortho_matrix(cfg.n_mels, cfg.n_mfcc).float(), persistent=False)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim == 1:
-            x = x[None]
-        c = self.cfg
-        spec = torch.stft(x.float(), n_fft=c.n_fft, hop_length=c.hop_length, window=self.window,
-                          center=True, pad_mode="constant", return_complex=True)
-        power = spec.real ** 2 + spec.imag ** 2                       # [B, F, frames]
-        mel = torch.matmul(self.mel_fb, power)                        # [B, n_mels, frames]
-        db = 10.0 * torch.log10(mel.clamp_min(c.amin))
-        if c.top_db is not None:
-            peak = db.amax(dim=(-2, -1), keepdim=True)
-            db = torch.maximum(db, peak - c.top_db)
-        return torch.matmul(self.dct, db)                             # [B, n_mfcc, frames]
-
-
-# --------------------------------------------------------------------------- clips
 def fit_clip(x: np.ndarray, length: int = CLIP_SAMPLES) -> tuple[np.ndarray, str | None]:
     """Pad (zeros at the end) or crop a mono waveform to ``length`` samples. A longer input keeps
     its loudest window of ``length`` samples (energy, 10 ms steps). Returns (clip, notice)."""
@@ -239,39 +133,17 @@ def encode_wav(clip, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buf.getvalue()
 
 
-# --------------------------------------------------------------------------- E for volume changes
-def volume_error_setup(sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), norm: str = "whole"):
-    """The :class:`semsmooth_core.errors.ErrorSetup` of volume changes: β ~ N(0, σ²) dB,
-    γ ~ U(C) dB, int16 rounding, no preprocessing (Fischer §5.2, §7.3)."""
-    from semsmooth_core import errors
-
-    return errors.ErrorSetup("volume", sigma=float(sigma_db), C=[(float(C[0]), float(C[1]))], norm=norm)
-
-
-def volume_error_norms(data: torch.Tensor, n: int, sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0),
-                       seed: int = 0, batch_size: int = 500, progress=None) -> dict:
-    """``errors.sample_errors`` for volume changes, as plain arrays: the l2 norms of
-    ε(β,γ,x) = Q(10^{β/20} Q(10^{γ/20} x)) − Q(10^{(β+γ)/20} x) in the waveform space for ``n``
-    draws x ~ U(data) (``[N,T]``), β ~ N(0, σ²) dB, γ ~ U(C) dB. Returns
-    ``{"norms": [n], "linf": [n], "beta", "gamma", "index", "setup", "seconds"}``."""
-    from semsmooth_core import errors
-
-    setup = volume_error_setup(sigma_db, C)
-    s = errors.sample_errors(setup, data, n, seed=seed, batch_size=batch_size, progress=progress)
-    return {"norms": s.norms[:, 0], "linf": s.linf, "beta": s.beta[:, 0], "gamma": s.gamma[:, 0],
-            "index": s.index, "setup": setup.describe(), "seconds": s.seconds}
+# names that moved (issue 14: int16 storage lives with the volume transform, volume E with the
+# error code, MFCC with the audio models); the old import paths keep working
+_MOVED = {"MFCCConfig": "semsmooth_core.models.audio_models", "MFCC": "semsmooth_core.models.audio_models",
+          "mfcc_numpy": "semsmooth_core.models.audio_models",
+          "volume_error_setup": "semsmooth_core.errors", "volume_error_norms": "semsmooth_core.errors",
+          "estimate_volume_E": "semsmooth_core.errors"}
 
 
-def estimate_volume_E(data: torch.Tensor, n: int = 2000, q: float = 0.95, alpha_E: float = 0.001,
-                      sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), seed: int = 0,
-                      progress=None) -> dict:
-    """E with lower bound q̲_E >= ``q`` at confidence 1 − α_E (``errors.E_for_q``) for volume
-    changes; the paper's setting (§7.3) is σ_γ = 3 dB, C = [-3, 3] dB, α_E = 0.001, q_E = 0.95."""
-    from semsmooth_core import errors
+def __getattr__(name):
+    if name in _MOVED:
+        import importlib
 
-    smp = volume_error_norms(data, n, sigma_db, C, seed, progress=progress)
-    got = errors.E_for_q(smp["norms"], q, alpha_E)
-    if not math.isfinite(got["E"]):
-        raise SemsmoothError(f"{n} error samples are too few for q = {q} at alpha_E {alpha_E}; use more")
-    return {**got, "quantiles": errors.quantiles(smp["norms"]), "sigma_db": sigma_db, "C": list(C),
-            "seconds": smp["seconds"], "predicted_rounding_l2": rounding_error_l2(data.shape[1])}
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -41,6 +41,7 @@ from semsmooth_core.preprocess import Preprocess
 from semsmooth_core.stats import cp_lower
 from semsmooth_core.transforms.base import quantize_uint8
 from semsmooth_core.transforms.geometric import affine_resample
+from semsmooth_core.transforms.volume import rounding_error_l2
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_positive
 
 NORMS = ("whole", "channel", "half", "quadrant")
@@ -811,3 +812,35 @@ def worst_case(setup: ErrorSetup, data: torch.Tensor, n: int, seed: int = 0, cel
     return WorstCase(setup, bound, smax, idx.numpy(), beta.numpy(),
                      cells if cells is not None else auto_init_cells(setup, data.shape[-2:]), time.perf_counter() - t0,
                      cells_evaluated=used, rel_tol=rel_tol, max_cells=max_cells)
+
+
+# --------------------------------------------------------------------------- E for volume changes
+def volume_error_setup(sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), norm: str = "whole"):
+    """The :class:`semsmooth_core.ErrorSetup` of volume changes: β ~ N(0, σ²) dB,
+    γ ~ U(C) dB, int16 rounding, no preprocessing (Fischer §5.2, §7.3)."""
+    return ErrorSetup("volume", sigma=float(sigma_db), C=[(float(C[0]), float(C[1]))], norm=norm)
+
+
+def volume_error_norms(data: torch.Tensor, n: int, sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0),
+                       seed: int = 0, batch_size: int = 500, progress=None) -> dict:
+    """``sample_errors`` for volume changes, as plain arrays: the l2 norms of
+    ε(β,γ,x) = Q(10^{β/20} Q(10^{γ/20} x)) − Q(10^{(β+γ)/20} x) in the waveform space for ``n``
+    draws x ~ U(data) (``[N,T]``), β ~ N(0, σ²) dB, γ ~ U(C) dB. Returns
+    ``{"norms": [n], "linf": [n], "beta", "gamma", "index", "setup", "seconds"}``."""
+    setup = volume_error_setup(sigma_db, C)
+    s = sample_errors(setup, data, n, seed=seed, batch_size=batch_size, progress=progress)
+    return {"norms": s.norms[:, 0], "linf": s.linf, "beta": s.beta[:, 0], "gamma": s.gamma[:, 0],
+            "index": s.index, "setup": setup.describe(), "seconds": s.seconds}
+
+
+def estimate_volume_E(data: torch.Tensor, n: int = 2000, q: float = 0.95, alpha_E: float = 0.001,
+                      sigma_db: float = 3.0, C: tuple[float, float] = (-3.0, 3.0), seed: int = 0,
+                      progress=None) -> dict:
+    """E with lower bound q̲_E >= ``q`` at confidence 1 − α_E (``E_for_q``) for volume
+    changes; the paper's setting (§7.3) is σ_γ = 3 dB, C = [-3, 3] dB, α_E = 0.001, q_E = 0.95."""
+    smp = volume_error_norms(data, n, sigma_db, C, seed, progress=progress)
+    got = E_for_q(smp["norms"], q, alpha_E)
+    if not math.isfinite(got["E"]):
+        raise SemsmoothError(f"{n} error samples are too few for q = {q} at alpha_E {alpha_E}; use more")
+    return {**got, "quantiles": quantiles(smp["norms"]), "sigma_db": sigma_db, "C": list(C),
+            "seconds": smp["seconds"], "predicted_rounding_l2": rounding_error_l2(data.shape[1])}

@@ -348,6 +348,9 @@ def diagnose_settings(config: dict, model_sigma: float | None = None) -> list[Fa
     return out
 
 
+_N_WORD = {"n_eps": "n (n_ε)", "n_gamma": "n_γ"}
+
+
 def diagnose_result(cert, true_label: int | None = None, model_sigma: float | None = None,
                     n_max: int = 10**7) -> list[Failure]:
     """After a run: abstention (with the samples the same vote share would need), radius at the
@@ -378,7 +381,7 @@ def diagnose_result(cert, true_label: int | None = None, model_sigma: float | No
                  f"p̲_A − ρ = {cert.p_lower - cert.rho:.3f} does not exceed 1/2. ")
         if need and need > n_now:
             s += f"The same share of votes would clear 1/2 with n ≥ {need:,} samples."
-            out.append(Failure("abstain", s, {n_key: int(need)}, f"use n = {need:,}"))
+            out.append(Failure("abstain", s, {n_key: int(need)}, f"use {_N_WORD[n_key]} = {need:,}"))
         else:
             s += ("The votes are split: the model does not keep one class under this smoothing — a smaller σ, "
                   "a model trained with these transformations, or another input.")
@@ -406,7 +409,7 @@ def diagnose_result(cert, true_label: int | None = None, model_sigma: float | No
         if need and need > n_now:
             more = (f" n ≥ {need:,} would reach the whole attacker range C." if target else
                     f" n = {need:,} would allow up to {stats.max_radius(_sig(e.get('sigma', 1.0)), need, alpha):.4g}.")
-            out.append(Failure("n_ceiling", s + more, {n_key: int(need)}, f"use n = {need:,}"))
+            out.append(Failure("n_ceiling", s + more, {n_key: int(need)}, f"use {_N_WORD[n_key]} = {need:,}"))
         else:
             out.append(Failure("n_ceiling", s))
     return out

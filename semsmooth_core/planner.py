@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats as _st
 
-from semsmooth_core import stats
+from semsmooth_core import smoothing, stats
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
 
@@ -58,38 +58,28 @@ def inner_plan(n_eps: int, alpha: float, theta: float, method: str = "looks",
 
 def dead_end(E: float, sigma_eps: float, n_eps: int, alpha_eps: float) -> str | None:
     """A one-line reason why the inner smoothing can NEVER certify radius E at these settings
-    (``Φ(E/σ_ε) > α_ε^(1/n_ε)``, Fischer App. C.2 bound with all samples correct), else None."""
-    theta = stats.prob_lower_needed(E, sigma_eps)
-    best = stats.cp_lower(int(n_eps), int(n_eps), alpha_eps)
-    if theta >= best:
-        need = None
-        try:
-            need = stats.min_samples_for_radius(E, sigma_eps, alpha_eps, n_max=10**8)
-        except SemsmoothError:
-            pass
-        more = f"; needs n_eps >= {need}" if need else ""
-        return (f"E = {E:g} is out of reach of the inner smoothing: Phi(E/sigma_eps) = {theta:.4f} > "
-                f"alpha_eps^(1/n_eps) = {best:.4f} (sigma_eps {sigma_eps:g}, n_eps {n_eps}){more}")
-    return None
+    (fixed sample size), else None: :func:`semsmooth_core.smoothing.inner_dead_end`."""
+    return smoothing.inner_dead_end(E, sigma_eps, int(n_eps), alpha_eps)
 
 
 def max_radius_double(sigma_gamma: float, n_gamma: int, alpha_gamma: float, alpha_eps: float,
-                      q_E_lower: float, alpha_E: float, attacker_max: float | None = None) -> float:
+                      q_E_lower: float, alpha_E: float, attacker_max: float | None = None,
+                      inner_mode: str = "lemma") -> float:
     """The largest radius double smoothing can certify: all n_γ inner tests succeed,
-    ``R = σ_γ Φ⁻¹(α_γ^(1/n_γ) − ρ)`` with ρ of Lemma 4.3 (:func:`stats.max_radius`), clipped to the
-    attacker range when ``attacker_max`` is given."""
-    rho = alpha_eps + (1.0 - q_E_lower) + alpha_E
+    ``R = σ_γ Φ⁻¹(α_γ^(1/n_γ) − ρ)`` with ρ of Lemma 4.3 (:func:`smoothing.double_rho`,
+    :func:`stats.max_radius`), clipped to the attacker range when ``attacker_max`` is given."""
+    rho = smoothing.double_rho(alpha_eps, q_E_lower, alpha_E, inner_mode)
     r = stats.max_radius(sigma_gamma, n_gamma, alpha_gamma, rho=rho)
     return min(r, attacker_max) if attacker_max is not None else r
 
 
 def _expected_radius(sigma_gamma, n_gamma, alpha_gamma, rho, p_beta, attacker_max):
-    """E[R] when each of n_γ betas independently succeeds with probability p_beta."""
+    """E[R] when each of n_γ betas independently succeeds with probability p_beta
+    (R of Lemma 4.3: :func:`stats.radius` at every count)."""
     ks = np.arange(n_gamma + 1)
     pmf = _st.binom.pmf(ks, n_gamma, p_beta)
-    lo = stats.cp_lower(ks, np.full_like(ks, n_gamma), alpha_gamma) - rho
-    with np.errstate(all="ignore"):
-        r = np.where(lo > 0.5, sigma_gamma * _st.norm.ppf(np.clip(lo, 0.5, 1 - 1e-16)), 0.0)
+    lo = stats.cp_lower(ks, np.full_like(ks, n_gamma), alpha_gamma)
+    r = np.minimum(stats.radius(sigma_gamma, lo, rho=rho), 1e300)
     if attacker_max is not None:
         r = np.minimum(r, attacker_max)
     return float((pmf * r).sum())
@@ -140,9 +130,9 @@ def plan_double(budget: int, sigma_gamma: float, sigma_eps: float, E_table, alph
             a_g = alpha_total * frac
             a_e = alpha_total - a_g
             for E, q in E_table:
-                rho = a_e + (1 - q) + alpha_E
+                rho = smoothing.double_rho(a_e, q, alpha_E)
                 de = dead_end(E, sigma_eps, n_eps, a_e)
-                theta = stats.prob_lower_needed(E, sigma_eps)
+                theta = smoothing.inner_threshold(E, sigma_eps)
                 ks = np.arange(n_eps + 1)
                 ok = stats.cp_lower(ks, np.full_like(ks, n_eps), a_e) >= theta
                 p_pass = float(_st.binom.pmf(ks, n_eps, p_inner)[ok].sum()) * p_outer
@@ -159,10 +149,10 @@ def summary_before_run(sigma_gamma: float, sigma_eps: float, E: float, q_E_lower
                        attacker_max: float | None = None, n0: int = 0) -> dict:
     """What a run with these settings can give at best, shown before it starts: max radius,
     ρ, inner threshold, forward passes, and a dead-end message (None when fine)."""
-    rho = alpha_eps + (1.0 - q_E_lower) + alpha_E
+    rho = smoothing.double_rho(alpha_eps, q_E_lower, alpha_E)
     return {"max_radius": max_radius_double(sigma_gamma, n_gamma, alpha_gamma, alpha_eps, q_E_lower,
                                             alpha_E, attacker_max),
-            "rho": rho, "inner_threshold": stats.prob_lower_needed(E, sigma_eps),
+            "rho": rho, "inner_threshold": smoothing.inner_threshold(E, sigma_eps),
             "inner_min_n": _safe_min_n(E, sigma_eps, alpha_eps),
             "outer_min_n_for_positive": _safe_min_n(0.0, sigma_gamma, alpha_gamma, rho),
             "forward_passes_max": n0 + n_gamma * n_eps,

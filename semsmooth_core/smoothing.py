@@ -9,6 +9,7 @@ build on the same pieces.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -18,6 +19,7 @@ from typing import Callable
 import torch
 
 from semsmooth_core import stats
+from semsmooth_core.progress import Stage
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_n0_n, check_sigma
 
 ABSTAIN = stats.ABSTAIN
@@ -383,6 +385,34 @@ def parse_sigma(sigma, dim: int) -> tuple[torch.Tensor, bool]:
     return s, iso
 
 
+def box_halfwidth(radius: float, sigma, dim: int | None = None) -> float:
+    """The largest a such that the box |γ_i| <= a (every i, each in its own unit) lies inside the
+    region certified by parameter smoothing (Fischer Thm 4.2 / App. B) with ``radius`` as returned
+    by ``certify_transform`` for this ``sigma`` (a number: l2 ball of radius R in units; d std devs
+    or a d×d covariance: Mahalanobis ball γᵀΣ⁻¹γ < R²). The box is inside iff its worst corner
+    s·a, s ∈ {±1}^d, is: a = R / sqrt(max_s sᵀΣ⁻¹s) (isotropic: a = R/√d; diagonal Σ:
+    a = R / sqrt(Σ_i 1/σ_i²)). ``dim`` is needed only for a single σ. Used for the ‖α‖_∞ radii of
+    GSmooth's Table 1."""
+    import itertools
+
+    s = torch.as_tensor(sigma, dtype=torch.float64)
+    if s.ndim == 0 or s.numel() == 1:
+        if dim is None:
+            raise SemsmoothError("box_halfwidth needs dim for a single sigma")
+        d = int(dim)
+    else:
+        d = s.shape[0]
+    cov, iso = parse_sigma(sigma, d)
+    if radius <= 0:
+        return 0.0
+    if iso:
+        return float(radius) / math.sqrt(d)
+    inv = torch.linalg.inv(cov)
+    worst = max(float(torch.tensor(c, dtype=torch.float64) @ inv @ torch.tensor(c, dtype=torch.float64))
+                for c in itertools.product((-1.0, 1.0), repeat=d))
+    return float(radius) / math.sqrt(worst)
+
+
 class _ParamSampler:
     """β ~ N(0, Σ) drawn as ``L z`` (L = chol Σ) on the generator's device."""
 
@@ -511,8 +541,8 @@ def predict_transform(model, x: torch.Tensor, transform, sigma, n: int, alpha: f
 
 # =========================================================================== double smoothing
 StageFn = Callable[[str], None]
-"""``on_stage(name)``: called when a certification enters a stage ("outer selection",
-"inner smoothing at the sampled β", ...), for progress displays."""
+"""``on_stage(stage)``: called when a certification enters a stage (a
+:class:`semsmooth_core.progress.Stage`, a str), for progress displays."""
 
 
 def inner_threshold(E: float, sigma_eps: float) -> float:
@@ -655,16 +685,11 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     n0 = check_count("n0", n0)
     n_gamma = check_count("n_gamma", n_gamma)
     n_eps = check_count("n_eps", n_eps)
-    if n0 > n_gamma:
-        raise SemsmoothError(f"n0 ({n0}) must not exceed n_gamma ({n_gamma})")
+    check_n0_n(n0, n_gamma, "n_gamma")
     alpha_gamma = check_alpha(alpha_gamma, "alpha_gamma")
     alpha_eps = check_alpha(alpha_eps, "alpha_eps")
     alpha_E = check_alpha(alpha_E, "alpha_E")
-    if not (0.0 < float(q_E_lower) <= 1.0):
-        raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q_E_lower!r}")
-    E = float(E)
-    if not (E >= 0.0) or not torch.isfinite(torch.tensor(E)):
-        raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
+    E, q_E_lower = check_E(E, q_E_lower)
     batch_size = check_count("batch_size", batch_size)
     attacker = _attacker(attacker, E_worst_case)
     E_scope = _E_scope(E_scope)
@@ -676,11 +701,9 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     alpha_in = alpha_eps / n_gamma if inner_mode == "bonferroni" else alpha_eps
     theta = inner_threshold(E, sigma_eps)
     plan = _inner_plan(sequential, n_eps, alpha_in, theta)
-    if stats.sequential_min_success_n(plan, theta) is None:
-        raise SemsmoothError(
-            f"E = {E:g} can never be certified by the inner smoothing (sigma_eps {sigma_eps:g}, "
-            f"n_eps {n_eps}, alpha {alpha_in:.3g}): needs p_A >= {theta:.4f} but the best bound "
-            f"is {stats.cp_lower(n_eps, n_eps, alpha_in):.4f}; lower E, raise sigma_eps or n_eps")
+    msg = inner_dead_end(E, sigma_eps, n_eps, alpha_in, plan)
+    if msg:
+        raise SemsmoothError(msg)
     seq = sequential is not None
 
     device = model_device(model)
@@ -691,15 +714,15 @@ def certify_double(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps: fl
     total = n0 + n_gamma * n_eps
 
     # ---- outer selection: n0 betas, one noisy pass each
-    stage("outer selection")
+    stage(Stage.OUTER_SELECTION)
     c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, sigma_eps, gen, device, n0, batch_size,
                                    num_classes, progress, total)
 
     # ---- outer estimation: n_gamma betas, inner smoothing at each
-    stage("transforming the sampled β")
+    stage(Stage.TRANSFORMING)
     betas = sample(n_gamma)
     Z = _images(spec, x, betas, preprocess, batch_size)
-    stage("inner smoothing at the sampled β")
+    stage(Stage.INNER_SMOOTHING)
     status = torch.zeros(n_gamma, dtype=torch.int8)          # 0 open, 1 success, 2 failure
     n_used = torch.zeros(n_gamma, dtype=torch.long)
     counts = [None, nc]
@@ -789,6 +812,45 @@ def _E_scope(scope) -> str:
     if scope not in E_SCOPES:
         raise SemsmoothError(f"E_scope must be input or dataset, got {scope!r}")
     return scope
+
+
+def check_E(E, q_E_lower) -> tuple[float, float]:
+    """E (finite, >= 0) and q̲_E (in (0, 1]) of double smoothing, one-line errors (the pipeline's
+    config check and :func:`certify_double` both call it)."""
+    try:
+        q = float(q_E_lower)
+    except (TypeError, ValueError):
+        q = math.nan
+    if not (0.0 < q <= 1.0):
+        raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q_E_lower!r}")
+    try:
+        e = float(E)
+    except (TypeError, ValueError):
+        e = math.nan
+    if not (math.isfinite(e) and e >= 0.0):
+        raise SemsmoothError(f"E must be a finite number >= 0, got {E!r}")
+    return e, q
+
+
+def inner_dead_end(E: float, sigma_eps: float, n_eps: int, alpha_in: float, sequential=None) -> str | None:
+    """The one dead-end check of double smoothing (pipeline, planner and certify_double call it):
+    a one-line reason why the inner smoothing can NEVER certify radius E — even n_ε correct
+    samples out of n_ε do not reach θ = Φ(E/σ_ε) under the inner test (the fixed test:
+    ``α^(1/n_ε) < θ``, Fischer App. C.2; a sequential plan: its own best bound) — else None.
+    ``alpha_in`` is the inner tests' level (α_ε, or α_ε/n_γ with Bonferroni)."""
+    theta = inner_threshold(E, sigma_eps)
+    plan = sequential if isinstance(sequential, stats.SequentialPlan) else \
+        _inner_plan(sequential, int(n_eps), alpha_in, theta)
+    if stats.sequential_min_success_n(plan, theta) is not None:
+        return None
+    try:
+        need = stats.min_samples_for_radius(E, sigma_eps, alpha_in, n_max=10**8)
+    except SemsmoothError:
+        need = None
+    more = f"; needs n_eps >= {need}" if need else "; lower E or raise sigma_eps"
+    return (f"E = {E:g} is out of reach of the inner smoothing (it can never be certified): "
+            f"Phi(E/sigma_eps) = {theta:.4f} > alpha_eps^(1/n_eps) = {stats.cp_lower(int(n_eps), int(n_eps), alpha_in):.4f} "
+            f"(sigma_eps {sigma_eps:g}, n_eps {n_eps}, alpha {alpha_in:.3g}){more}")
 
 
 def _inner_plan(sequential, n_eps: int, alpha_in: float, theta: float) -> stats.SequentialPlan:
@@ -982,10 +1044,10 @@ def certify_ksmooth(model, x: torch.Tensor, transform, sigma_gamma, sigma_eps, E
     stage = on_stage or (lambda s: None)
     total = n0 + n_gamma * int(np.prod(ns))
     noise_map = sum(s * masks[k] for k, s in enumerate(sig))
-    stage("outer selection")
+    stage(Stage.OUTER_SELECTION)
     c0, nc, c_a = _outer_selection(model, spec, x, sample, preprocess, noise_map, gen, device, n0, batch_size,
                                    num_classes, progress, total)
-    stage("inner smoothing at the sampled β")
+    stage(Stage.INNER_SMOOTHING)
     betas = sample(n_gamma)
     Z = _images(spec, x, betas, preprocess, batch_size)
     cnt, done = _ksmooth_counts(model, Z, masks, sig, ns, gen, device, batch_size, nc, progress, n0, total)

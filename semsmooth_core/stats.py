@@ -68,7 +68,8 @@ def binom_test_pvalue(n_a: int, n_b: int, p: float = 0.5) -> float:
 
 # --------------------------------------------------------------------------- radii
 def radius(sigma: float, p_a_lower: float, p_b_upper: float | None = None, rho: float = 0.0) -> float:
-    """Certified radius of a smoothed classifier, in the units of ``sigma``.
+    """Certified radius of a smoothed classifier, in the units of ``sigma`` (elementwise for an
+    array of bounds, e.g. the planner's radius at every possible count).
 
     - Fischer Thm 3.1 (l2 noise) and Thm 4.2 (composable transformation ψ_β, β ~ N(0, σ²)):
       ``R = σ/2 (Φ⁻¹(p̲_A) − Φ⁻¹(p̄_B))``.
@@ -81,16 +82,13 @@ def radius(sigma: float, p_a_lower: float, p_b_upper: float | None = None, rho: 
     p̲_A − ρ <= 1/2 with the shortcut): then nothing is certified and the caller abstains.
     """
     sigma = check_sigma(sigma)
-    pa = float(p_a_lower) - float(rho)
-    pb = (1.0 - pa) if p_b_upper is None else float(p_b_upper) + float(rho)
-    if not (0.0 < pa <= 1.0) or pa <= 0.5 or pa <= pb:
-        return 0.0
-    if pa >= 1.0:
-        return math.inf
-    pb = max(pb, 0.0)
-    if pb <= 0.0:
-        return math.inf
-    return float(sigma / 2.0 * (_st.norm.ppf(pa) - _st.norm.ppf(pb)))
+    pa = np.asarray(p_a_lower, dtype=float) - float(rho)
+    pb = (1.0 - pa) if p_b_upper is None else np.asarray(p_b_upper, dtype=float) + float(rho)
+    with np.errstate(all="ignore"):
+        r = sigma / 2.0 * (_st.norm.ppf(np.clip(pa, 0.0, 1.0)) - _st.norm.ppf(np.clip(pb, 0.0, 1.0)))
+    r = np.where((pa >= 1.0) | (pb <= 0.0), math.inf, r)
+    r = np.where(~(pa > 0.0) | (pa > 1.0) | (pa <= 0.5) | (pa <= pb), 0.0, r)
+    return float(r) if r.ndim == 0 else r
 
 
 def mahalanobis_norm(gamma: Sequence[float], cov: np.ndarray) -> float:

@@ -56,10 +56,11 @@ def check_count(name: str, value, *, minimum: int = 1) -> int:
     return iv
 
 
-def check_n0_n(n0, n) -> tuple[int, int]:
-    """Selection and estimation sample sizes; n0 > n is refused (the selection set is the small one)."""
+def check_n0_n(n0, n, name: str = "n") -> tuple[int, int]:
+    """Selection and estimation sample sizes; n0 > n is refused (the selection set is the small one).
+    ``name``: what n is called where it is checked (n, n_gamma, ...)."""
     n0 = check_count("n0", n0)
-    n = check_count("n", n)
+    n = check_count(name, n)
     if n0 > n:
-        raise SemsmoothError(f"n0 ({n0}) must not exceed n ({n}): n0 selects the class, n estimates p_A")
+        raise SemsmoothError(f"n0 ({n0}) must not exceed {name} ({n}): n0 selects the class, {name} estimates p_A")
     return n0, n

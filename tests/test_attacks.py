@@ -332,3 +332,23 @@ def test_predict_that_can_never_decide_is_refused():
                        n_predict=50, n_eps=10, alpha=0.001)
     with pytest.raises(SemsmoothError, match="n_predict >= 11"):
         SmoothedTarget(Linear(784), None, "noise", sigma_eps=0.25, n_predict=10, alpha=0.001)
+
+
+def test_attack_inside_an_l2_noise_certificate_stays_inside_its_ball():
+    """Noise smoothing certifies an l2 ball: the attack searches only rotations whose rounded image
+    lies inside it (‖ψ_γ(x) − x‖₂ < R), and finds such rotations other than γ = 0."""
+    from semsmooth_core.data.datasets import load_dataset
+
+    res = soundness_check({"model": "mnist_cnn_noise025", "smoothing": "noise", "transform": "rotation",
+                           "attacker_range": 30, "sigma_eps": 0.25, "n0": 20, "n_eps": 200, "alpha_gamma": 0.01,
+                           "attack_budget": 8 * 16 + 2 * 200, "attack_n_probe": 16}, [0, 500])
+    assert res["certified"] == 2 and res["broken"] == 0
+    x, _ = load_dataset("mnist", indices=[0, 500])
+    t = transforms.get("rotation")
+    moved = 0
+    for xi, r in zip(x, res["rows"]):
+        g = r["attack_param"]
+        d = float((t(xi.unsqueeze(0), torch.tensor([g]))[0] - xi).norm())
+        assert d < r["radius"]
+        moved += abs(g[0]) > 0
+    assert moved >= 1

@@ -17,7 +17,7 @@ from scipy import stats as sst
 
 from semsmooth_core import smoothing, stats
 from semsmooth_core.transforms import get
-from semsmooth_core.transforms.photometric import box_halfwidth
+from semsmooth_core.smoothing import box_halfwidth
 from semsmooth_core.validation import SemsmoothError
 
 torch.set_num_threads(1)

@@ -92,12 +92,12 @@ def test_certify_in_real_browser(chromium, app_env, results_db):
         assert "Opened from run #1 (browser test), input 0" in banner, banner
         assert page.url.endswith("/certify")
         page.get_by_role("button", name="Certify", exact=True).click()
-        metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text("Radius", exact=True))
+        metric = page.locator('[data-testid="stMetric"]').filter(has=page.get_by_text(shot.CARD_RADIUS))
         metric.wait_for(state="visible", timeout=60_000)  # the result card (not the preview's max radius)
         radius = metric.locator('[data-testid="stMetricValue"]').inner_text().strip()
         assert math.isfinite(float(radius)) and float(radius) >= 0, radius
         # Streamlit draws the result's elements one after another: wait for the block after the metric
-        guarantee = page.get_by_text("What is guaranteed")
+        guarantee = page.get_by_text("Not covered", exact=True)  # the guarantee card's last block
         guarantee.wait_for(state="visible", timeout=30_000)
         assert guarantee.count() == 1
         # the sidebar is shared: the device line and the pickers are there
@@ -133,8 +133,7 @@ def test_basics_audio_and_gsmooth_pages_in_real_browser(chromium, app_env):
             text = shot.certify_on_page(page, base, url)
             if url == "audio_volume":
                 assert page.locator("audio").count() >= 1  # the clip can be heard
-                if "Abstained" not in text:
-                    assert re.search(r"\|γ\| < [0-9.]+ dB", text), text
+                assert "dB" in text and math.isfinite(float(text.split()[-1])), text
             else:
                 assert 0.0 <= float(text.split()[-1]) <= 1.0, text
             assert page.locator('[data-testid="stException"]').count() == 0, url

@@ -156,4 +156,5 @@ def test_certify_page_runs_small():
     at.button(key="cf_run").click()
     at.run()
     assert not at.exception
-    assert any("With probability" in s.value or "abstains" in s.value for s in at.success)
+    said = [c.value for c in at.caption] + [s.value for s in at.success]
+    assert any("In one sentence:" in v and ("With probability" in v or "abstains" in v) for v in said), said

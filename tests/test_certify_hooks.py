@@ -212,7 +212,7 @@ def test_gsmooth_through_certify(tmp_path, monkeypatch):
     assert c["smoothing"] == "gsmooth" and "switched from double to gsmooth" in c["smoothing_note"]
     card = list_models()["gsmooth_zoom_blur_cnn"]["training"]
     assert c["sigma_gamma"] == card["sigma1"] and c["sigma2"] == card["sigma2"]
-    assert d["gsmooth_defaults"]["sigma2_from"] == "model card"
+    assert d["config_sources"]["sigma2"] == d["config_sources"]["sigma_gamma"] == "card"
     for r in d["rows"]:
         assert r["n_forward"] == 50 and r["rho"] == 0.0 and r["radius_unit"] == "factor"
         assert (r["radius"] > 0) == (r["prediction"] != -1) and r["radius"] <= 0.45 + 1e-9

@@ -1,4 +1,4 @@
-"""scripts/certify_tables.py end to end on two digits with small n's: the table row, continuing an
+"""benchmarks/certify_tables.py end to end on two digits with small n's: the table row, continuing an
 unfinished row without certifying its finished images again, and CPU and GPU rows side by side;
 a per-input-E worst-case row beside a dataset-E row, each labelled with its attacker and E scope."""
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not (REPO / "assets" / "models" / f"{MODEL}.pt")
 
 def run(out: Path, *extra: str, scope: tuple = ("--E-scope", "dataset"), indices: str = "0,500"
         ) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "scripts/certify_tables.py", "--model", MODEL, "--transforms", "rotation",
+    cmd = [sys.executable, "-m", "benchmarks.certify_tables", "--model", MODEL, "--transforms", "rotation",
            "--interpolations", "bicubic", "--indices", indices, "--n0", "5", "--n-gamma", "10",
            "--n-eps", "100", "--E-samples", "300", "--q", "0.9", "--out", str(out), *scope, *extra]
     got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,

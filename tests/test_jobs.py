@@ -75,7 +75,7 @@ CONFIG = {"dataset": "mnist", "split": "heldout", "smoothing": "noise", "sigma_e
 @pytest.fixture(autouse=True)
 def _no_pipeline_validation(monkeypatch):
     # the configs here are for noise_runner; do not let a pipeline's validator judge them
-    monkeypatch.setattr(jobs, "validate", lambda config: None)
+    monkeypatch.setattr(jobs, "validate", lambda config: dict(config))
 
 
 def _wait(pred, timeout=60.0, every=0.1):
@@ -94,6 +94,14 @@ def _worker(db, run_id):
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _raw_rows(db, run_id):
     with sqlite3.connect(db) as c:
         return c.execute("SELECT idx, label, prediction, radius, p_lower, correct FROM rows WHERE run_id=? "
@@ -110,7 +118,8 @@ def test_kill_9_mid_run_then_resume(tmp_path):
     pid = store.get_run(rid)["pid"]
     assert pid and pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)  # our child: reap it
+    # our child: reaped by jobs.spawn_worker's waiter thread (no defunct process left behind)
+    assert _wait(lambda: not _pid_exists(pid)), f"worker {pid} left as a defunct process"
     before = _raw_rows(db, rid)
     assert 3 <= len(before) < len(indices)
     assert store.get_run(rid)["status"] == "running"  # the dead worker could not say anything
@@ -224,7 +233,7 @@ def test_worker_estimates_E_once_and_keeps_it_with_the_run(tmp_path):
     from semsmooth_core.runs import pipeline
 
     cfg = {"dataset": "mnist", "model": "mnist_cnn_noise025", "smoothing": "double", "transform": "rotation",
-           "sigma_gamma": 10, "attacker_range": 5, "sigma_eps": 0.5, "estimate_E": True, "q": 0.9,
+           "sigma_gamma": 10, "attacker_range": 5, "sigma_eps": 1.5, "estimate_E": True, "q": 0.9,
            "E_samples": 200, "n0": 5, "n_gamma": 10, "n_eps": 40, "alpha_gamma": 0.01, "alpha_eps": 0.01,
            "alpha_E": 0.01, "seed": 0, "batch_size": 400, "device": "cpu"}
     store = Store(tmp_path / "runs.sqlite")

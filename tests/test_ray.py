@@ -33,7 +33,7 @@ def test_missing_ray_is_one_clear_line(tmp_path, monkeypatch):
 @pytest.mark.slow  # starting a local Ray cluster takes ~10 s on an idle 2-core machine
 def test_local_ray_cluster_matches_local_run(tmp_path, monkeypatch):
     pytest.importorskip("ray", reason="ray is optional: pip install -r requirements-ray.txt")
-    monkeypatch.setattr(jobs, "validate", lambda config: None)
+    monkeypatch.setattr(jobs, "validate", lambda config: dict(config))
     db = tmp_path / "runs.sqlite"
     indices = list(range(8))
     out = run_on_ray(CONFIG, indices, db, shards=3, runner=RUNNER,

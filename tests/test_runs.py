@@ -162,3 +162,18 @@ def test_bad_tsv(content, msg):
     with pytest.raises(SemsmoothError, match=msg) as e:
         parse_tsv(content.encode(), name="bad.tsv")
     assert "\n" not in str(e.value)
+
+
+def test_attack_fields_survive_the_store(tmp_path):
+    """certify --attack rows keep attack_broken, the worst parameter and its prediction in the store
+    (issue 17: 'records attack_broken per row'); a row without an attack leaves them out."""
+    s = Store(tmp_path / "a.sqlite")
+    rid = s.create_run({"smoothing": "transform"}, [0, 1], name="att")
+    hit = _row(0) | {"attack_broken": False, "attack_param": [12.5], "attack_prediction": 7}
+    s.add_rows(rid, [hit, _row(1)])
+    rows = s.rows(rid)
+    assert rows[0]["attack_broken"] is False and rows[0]["attack_param"] == [12.5]
+    assert rows[0]["attack_prediction"] == 7
+    assert "attack_broken" not in rows[1] and "attack_param" not in rows[1]
+    with sqlite3.connect(s.path) as c:  # independent read: stored as 0 and JSON text
+        assert c.execute("SELECT attack_broken, attack_param FROM rows WHERE idx=0").fetchone() == (0, "[12.5]")

@@ -130,18 +130,17 @@ def attack_input(target: Target, t, x: torch.Tensor, y: int, region: Region, bud
     def score(params):
         return target.score(apply(params), y)
 
-    grad = None
-    if refine == "none":
-        pass
-    elif refine == "gradient" or (refine == "auto" and t.name in DIFFERENTIABLE):
-        def grad(params):
-            with torch.enable_grad():
-                p = params.to(torch.float32).clone().requires_grad_(True)
-                ideal = apply(p, quantize=False)
-                xs = ideal + (t.quantize(ideal.detach()) - ideal).detach()   # straight-through rounding
-                s = target.score(xs.to(torch.float32), y)
-                (g,) = torch.autograd.grad(s.sum(), p)
-            return s.detach(), torch.nan_to_num(g.detach())
+    def _grad(params):
+        with torch.enable_grad():
+            p = params.to(torch.float32).clone().requires_grad_(True)
+            ideal = apply(p, quantize=False)
+            xs = ideal + (t.quantize(ideal.detach()) - ideal).detach()   # straight-through rounding
+            s = target.score(xs.to(torch.float32), y)
+            (g,) = torch.autograd.grad(s.sum(), p)
+        return s.detach(), torch.nan_to_num(g.detach())
+
+    use_grad = refine == "gradient" or (refine == "auto" and t.name in DIFFERENTIABLE)
+    grad = _grad if use_grad else None
     res = search(score, region, search_budget, cost=target.cost, generator=generator, k=4, grad=grad,
                  max_rounds=0 if refine == "none" else 12, stop_below=(0.0 if stop_when_broken and not target.smoothed and not certified else None))
     worst, wscores = res.worst(k_worst, None if res.spacing is None else res.spacing)
@@ -337,7 +336,18 @@ def _cert_region(c: dict, t, cert, x, preprocess) -> Region:
                 xs = preprocess(xs) if preprocess is not None else xs
                 return ((xs - xin.unsqueeze(0)).flatten(1).norm(dim=1) < r).cpu()
 
-        return Region.box(rng, feasible=feasible)
+        # focus the search: along each axis, the largest |γ_i| of a fine scan that is feasible (no model
+        # calls; feasibility is still checked for every candidate), widened by half, within C
+        box = []
+        for i, (lo, hi) in enumerate(rng):
+            scan = torch.linspace(lo, hi, 129, dtype=torch.float64)
+            p = torch.zeros(scan.numel(), t.dim, dtype=torch.float64)
+            p[:, i] = scan
+            ok = feasible(p)
+            reach = float(scan[ok].abs().max()) if bool(ok.any()) else 0.0
+            step = (hi - lo) / 128
+            box.append((max(lo, -1.5 * reach - step), min(hi, 1.5 * reach + step)))
+        return Region.box(box, feasible=feasible)
     sg = c["sigma_gamma"] if c.get("sigma_gamma") is not None else list(t.default_sigma)
     cov, iso = smoothing.parse_sigma(sg, t.dim)
     return Region.box(rng, radius=float(cert.radius), cov=None if iso else cov)

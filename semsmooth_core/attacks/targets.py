@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from semsmooth_core import smoothing
-from semsmooth_core.smoothing import ABSTAIN, model_device, predict_from_counts
+from semsmooth_core.smoothing import model_device, predict_from_counts
 from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
 
 KINDS = ("none", "noise", "transform", "double", "gsmooth")

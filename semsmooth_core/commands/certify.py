@@ -49,37 +49,38 @@ def _ints(s: str):
 
 def add_arguments(p):
     g = p.add_argument_group("data and model")
-    g.add_argument("--dataset", default="mnist", help="dataset name (default: embedded mnist)")
-    g.add_argument("--split", default="heldout", help="dataset split (mnist: heldout | train)")
+    g.add_argument("--dataset", default=None, help="dataset name (default: embedded mnist)")
+    g.add_argument("--split", default=None, help="dataset split (mnist: heldout | train)")
     g.add_argument("--root", default=None, help="folder of a dataset on disk")
     g.add_argument("--model", default=None, help="shipped model name or checkpoint path (required unless --resume)")
     g.add_argument("--device", default=None, help="cpu | cuda | cuda:N (default: auto)")
     g.add_argument("--indices", default="0:100", help="START:STOP[:STEP] or a comma list (default 0:100)")
-    g.add_argument("--preprocess", default="auto", help="preprocessing spec (default: the model card's)")
+    g.add_argument("--preprocess", default=None, help="preprocessing spec (default: the model card's)")
     g.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="resize images (shorter side to N pixels, centre crop N x N): for folders of mixed sizes")
     g.add_argument("--channels", default=None, choices=["grey", "rgb"],
                    help="convert images to grey (1 channel) or rgb (3) to match the model")
 
     g = p.add_argument_group("smoothing")
-    g.add_argument("--smoothing", default="double", choices=["double", "transform", "noise", "ksmooth", "gsmooth"],
+    g.add_argument("--smoothing", default=None, choices=["double", "transform", "noise", "ksmooth", "gsmooth"],
                    help="double: Fischer §6.2 (default; for a transformation that does not compose but that "
                         "GSmooth handles, e.g. zoom_blur, it switches to gsmooth and the config says so); "
                         "transform: Thm 4.2 only; noise: Gaussian l2; ksmooth: §6.3 partitions; "
                         "gsmooth: Hao et al. (blurs, pixelate)")
-    g.add_argument("--transform", default="rotation",
+    g.add_argument("--transform", default=None,
                    help="registry transformation (rotation, translation, scaling, brightness, contrast, volume; "
                         "GSmooth: zoom_blur, defocus_blur, rotational_blur, motion_blur, pixelate, gaussian_blur)")
-    g.add_argument("--interpolation", default="bilinear", choices=["nearest", "bilinear", "bicubic"])
+    g.add_argument("--interpolation", default=None, choices=["nearest", "bilinear", "bicubic"])
     g.add_argument("--sigma-gamma", "--sigma1", dest="sigma_gamma", type=_floats, default=None,
                    help="std of β in the transform's units; one number, or one per dimension (anisotropic, "
                         "App. B). GSmooth: sigma1 (default: the model card's, else the transform's); for "
                         "gaussian_blur the scale of --dist")
-    g.add_argument("--sigma-eps", type=_floats, default=0.25, help="std of the inner l2 noise, also of noise smoothing (pixel scale [0,1]; default 0.25)")
+    g.add_argument("--sigma-eps", type=_floats, default=None,
+                   help="std of the inner l2 noise, also of noise smoothing (pixel scale [0,1]; waveform scale for audio; default: the model card's training noise, else 0.25)")
     g.add_argument("--sigma2", type=float, default=None,
                    help="GSmooth: std of the augmented noise in the semantic layer (pixel scale; default: the "
                         "model card's, else 0.5)")
-    g.add_argument("--dist", default="exp", choices=["exp", "uniform", "folded_gaussian"],
+    g.add_argument("--dist", default=None, choices=["exp", "uniform", "folded_gaussian"],
                    help="GSmooth, resolvable gaussian_blur: smoothing distribution of the kernel variance")
     g.add_argument("--surrogate", default=None,
                    help="GSmooth: surrogate name or file (default: assets/models/surrogate_<transform>.pt)")
@@ -96,36 +97,36 @@ def add_arguments(p):
     g.add_argument("--E", type=_floats, default=None, help="bound on ‖ε‖₂ (per partition for ksmooth); "
                    "implies --E-scope dataset")
     g.add_argument("--q-E-lower", type=_floats, default=None, help="lower confidence bound on q_E for E")
-    g.add_argument("--estimate-E", action="store_true", help="estimate E (q-quantile) on the training split")
-    g.add_argument("--q", type=float, default=0.98, help="target q_E lower bound with --estimate-E (default 0.98)")
-    g.add_argument("--E-samples", type=int, default=2000, help="error samples with --estimate-E (default 2000)")
-    g.add_argument("--E-worst-case", action="store_true",
-                   help="old name of --attacker worst-case (per-input E only; refused with --estimate-E/--E)")
+    g.add_argument("--estimate-E", action="store_true", default=None, help="estimate E (q-quantile) on the training split")
+    g.add_argument("--q", type=float, default=None, help="target quantile of ‖ε‖ with --estimate-E (default 0.95)")
+    g.add_argument("--E-samples", type=int, default=None, help="error samples with --estimate-E (default 2000)")
+    g.add_argument("--E-worst-case", action="store_true", default=None, help="old name of --attacker worst-case (per-input E only; refused with --estimate-E/--E)")
     g.add_argument("--attacker-range", type=_floats, default=None,
                    help="attacker range C as a half-width (e.g. 30 for [-30,30]); default: the transform's. "
                         "GSmooth: the largest severity ξ_max (default: the surrogate's training range)")
-    g.add_argument("--inner-mode", default="lemma", choices=["lemma", "bonferroni"],
+    g.add_argument("--inner-mode", default=None, choices=["lemma", "bonferroni"],
                    help="how the inner tests' error enters (docs/theory.md, Certification)")
-    g.add_argument("--partitions", default="halves", choices=["halves", "channels", "quadrants", "none"])
+    g.add_argument("--partitions", default=None, choices=["halves", "channels", "quadrants", "none"])
     g.add_argument("--sequential", nargs="?", const="looks", default=None, choices=["looks", "mixture"],
                    help="sound early stopping of the inner tests (default schedule: looks)")
 
     g = p.add_argument_group("samples and confidence")
-    g.add_argument("--n0", type=int, default=50, help="selection samples (default 50)")
-    g.add_argument("--n-gamma", type=int, default=100,
+    g.add_argument("--n0", type=int, default=None, help="selection samples (default 50)")
+    g.add_argument("--n-gamma", type=int, default=None,
                    help="outer (parameter) samples; also n of transform and gsmooth smoothing (default 100)")
-    g.add_argument("--n-eps", type=_ints, default=200, help="inner noise samples; also n of noise smoothing (default 200)")
-    g.add_argument("--alpha", type=float, default=None, help="sets alpha_gamma, alpha_eps and alpha_E at once "
-                                                             "(default 0.001)")
+    g.add_argument("--n-eps", type=_ints, default=None, help="inner noise samples of double smoothing (default 200)")
+    g.add_argument("--n", type=int, default=None, help="noise smoothing: estimation samples (default 200; --n-eps is read as n there too)")
+    g.add_argument("--alpha", type=float, default=None, help="noise smoothing's alpha; sets alpha_gamma, alpha_eps "
+                                                             "and alpha_E too unless they are given (default 0.001)")
     g.add_argument("--alpha-gamma", type=float, default=None,
                    help="outer failure probability; the alpha of transform and gsmooth smoothing")
     g.add_argument("--alpha-eps", type=_floats, default=None,
                    help="inner failure probability; the alpha of noise smoothing (unless --alpha-gamma is given)")
     g.add_argument("--alpha-E", type=float, default=None)
-    g.add_argument("--batch-size", type=int, default=1000, help="inputs per forward pass (default 1000)")
-    g.add_argument("--seed", type=int, default=0, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
+    g.add_argument("--batch-size", type=int, default=None, help="inputs per forward pass (default 1000)")
+    g.add_argument("--seed", type=int, default=None, help="run seed; input i uses a generator seeded by (seed, i) (default 0)")
 
-    g.add_argument("--attack", action="store_true",
+    g.add_argument("--attack", action="store_true", default=None,
                    help="attack every certified input with the real transformation inside its certified radius "
                         "(semsmooth_core.attacks); each row gets attack_broken, attack_param, attack_prediction")
     g.add_argument("--attack-budget", type=int, default=None,
@@ -147,27 +148,29 @@ def add_arguments(p):
     g.add_argument("--shards", type=int, default=None, help="with --ray: number of shards (default: 4 per worker)")
 
 
+FLAG_FIELDS = ("dataset", "split", "root", "model", "device", "smoothing", "transform", "interpolation",
+               "sigma_gamma", "sigma_eps", "E", "q_E_lower", "estimate_E", "q", "E_samples", "E_worst_case",
+               "attacker_range", "n0", "n_gamma", "n_eps", "n", "alpha", "alpha_gamma", "alpha_eps", "alpha_E",
+               "inner_mode", "partitions", "preprocess", "sequential", "batch_size", "seed", "sigma2", "dist",
+               "surrogate", "attacker", "E_scope", "E_input_samples", "attack", "attack_budget", "image_size",
+               "channels")
+
+
+def flags_from_args(args) -> dict:
+    """The options given on the command line (field -> value), for ``config.resolve``."""
+    return {k: getattr(args, k) for k in FLAG_FIELDS if getattr(args, k, None) is not None}
+
+
+def resolve_args(args):
+    """``(CertifyConfig, provenance)`` of the command line (flag > model card > default)."""
+    from semsmooth_core.runs.config import resolve
+
+    return resolve(flags_from_args(args))
+
+
 def config_from_args(args) -> dict:
-    a = args.alpha if args.alpha is not None else 0.001
-    a_eps = args.alpha_eps if args.alpha_eps is not None else a
-    a_gamma = args.alpha_gamma if args.alpha_gamma is not None else a
-    if args.smoothing == "noise" and args.alpha_gamma is None and args.alpha_eps is not None:
-        a_gamma = args.alpha_eps  # noise smoothing has one alpha; --alpha-eps names it too
-    return {"dataset": args.dataset, "split": args.split, "root": args.root, "model": args.model,
-            "device": args.device, "smoothing": args.smoothing, "transform": args.transform,
-            "interpolation": args.interpolation, "sigma_gamma": args.sigma_gamma,
-            "sigma_eps": args.sigma_eps, "E": args.E, "q_E_lower": args.q_E_lower,
-            "estimate_E": args.estimate_E, "q": args.q, "E_samples": args.E_samples,
-            "E_worst_case": args.E_worst_case, "attacker_range": args.attacker_range,
-            "attacker": args.attacker, "E_scope": args.E_scope, "E_input_samples": args.E_input_samples,
-            "n0": args.n0, "n_gamma": args.n_gamma, "n_eps": args.n_eps,
-            "alpha_gamma": a_gamma, "alpha_eps": a_eps,
-            "alpha_E": args.alpha_E if args.alpha_E is not None else a,
-            "inner_mode": args.inner_mode, "partitions": args.partitions, "preprocess": args.preprocess,
-            "sequential": args.sequential, "batch_size": args.batch_size, "seed": args.seed,
-            "sigma2": args.sigma2, "dist": args.dist, "surrogate": args.surrogate,
-            "image_size": args.image_size, "channels": args.channels,
-            **({"attack": True, "attack_budget": args.attack_budget} if getattr(args, "attack", False) else {})}
+    """The pipeline dict of the command line (validated; ``resolve_args(args)[0].to_dict()``)."""
+    return resolve_args(args)[0].to_dict()
 
 
 def select_indices(config: dict, spec: str) -> list[int]:
@@ -323,54 +326,23 @@ def _finish(summary_meta: dict, rows: list[dict], extra: dict) -> dict:
     return out
 
 
-def _run_in_store(store, run_id: int, progress, out: OutFile) -> dict:
-    """Certify the pending inputs of a claimed run, committing each row at once; set the final
-    status (done / cancelled / failed) and return the pipeline's summary of this session."""
-    from semsmooth_core.runs import jobs
-    from semsmooth_core.runs.pipeline import certify_inputs
-    from semsmooth_core.validation import SemsmoothError
+def _run_in_store(store, run_id: int, progress, out: OutFile, config: dict | None = None) -> dict:
+    """Certify the pending inputs of a claimed run through the one lifecycle
+    (``runs.lifecycle.execute``: rows committed at once, final status set, errors recorded and
+    raised); also rewrite ``--out`` after each row. Returns the pipeline's summary of this session."""
+    from semsmooth_core.runs import lifecycle
 
-    run = store.get_run(run_id)
-    pending = store.pending_indices(run_id)
-    done_before = run["total"] - len(pending)
-
-    def on_row(row):
-        store.add_row(run_id, row)
-        out.add(row)
-
-    def prog(done, total):
-        if progress is not None:
-            progress(done_before + done, run["total"])
-
-    meta: dict = {}
-    try:
-        if pending:
-            meta = certify_inputs(dict(run["params"]), pending, on_row, progress=prog,
-                                  should_stop=jobs._poller(store, run_id))
-    except SemsmoothError as e:
-        store.set_status(run_id, "failed", error=str(e).splitlines()[0])
-        raise
-    except KeyboardInterrupt:
-        store.set_status(run_id, "failed", error="interrupted (Ctrl-C); finished rows are kept")
-        raise
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else ""
-        store.set_status(run_id, "failed", error=f"{type(e).__name__}: {msg}")
-        raise
-    left = len(store.pending_indices(run_id))
-    status = "done" if left == 0 else ("cancelled" if store.cancel_requested(run_id) else "failed")
-    store.set_status(run_id, status, error=None if status != "failed" else f"{left} inputs not certified")
-    return meta
+    return lifecycle.execute(store, run_id, on_row=out.add, progress=progress, config=config)["meta"]
 
 
 def _store_meta(store, run_id: int) -> dict:
     """What the store knows of a run (for a JSON without a session of its own: Ray, a done run)."""
-    from semsmooth_core.runs.pipeline import validate_config
+    from semsmooth_core.runs.config import as_validated
     from semsmooth_core.validation import SemsmoothError
 
     run = store.get_run(run_id)
     try:
-        config = validate_config(run["params"])
+        config = as_validated(run["params"])
     except SemsmoothError:
         config = run["params"]
     out = {"config": config, "seed": run["seed"], "model_sha256": run["model_sha256"],
@@ -381,7 +353,7 @@ def _store_meta(store, run_id: int) -> dict:
 
 
 def run(args, progress):
-    from semsmooth_core.runs.pipeline import resolve_E, validate_config
+    from semsmooth_core.runs.pipeline import resolve_E
     from semsmooth_core.validation import SemsmoothError
 
     if args.resume is not None:
@@ -393,34 +365,32 @@ def run(args, progress):
     if args.name is not None and args.db is None and args.ray is None:
         raise SemsmoothError("--name names a run in the results store: add --db PATH (or --ray)")
     OutFile(args.out)  # --out is checked before the data is read or any input certified
-    config = config_from_args(args)
-    valid = validate_config(config)
-    indices = select_indices(valid, args.indices)
+    cfg, sources = resolve_args(args)
+    config = cfg.to_dict()
+    indices = select_indices(config, args.indices)
+    shown = {"config_sources": sources}
 
     if args.ray is not None:
-        return _on_ray(args, resolve_E(config), indices, progress)
+        return _on_ray(args, resolve_E(config), indices, progress, shown=shown)
 
     if args.db is None:
         from semsmooth_core.runs.pipeline import certify_inputs
 
         out = OutFile(args.out)
         summary = certify_inputs(config, indices, out.add, progress=progress)
-        result = _finish(summary, out.rows, {})
+        result = _finish(summary, out.rows, shown)
         out.final(result)
         return result
 
-    from semsmooth_core.runs import jobs
-    from semsmooth_core.runs import Store
+    from semsmooth_core.runs import Store, jobs, lifecycle
 
     store = Store(args.db)
     config = resolve_E(config)
     run_id = jobs.create_job(config, indices, store, name=args.name)
-    if store.claim(run_id) is None:
-        raise SemsmoothError(f"run {run_id} was taken by a background worker; follow it with "
-                             f"python -m semsmooth_core runs show {run_id} --db {store.path}")
-    extra = {"run_id": run_id, "db": str(store.path)}
+    lifecycle.claim(store, run_id)
+    extra = {"run_id": run_id, "db": str(store.path), **shown}
     out = OutFile(args.out, extra=extra)
-    meta = _run_in_store(store, run_id, progress, out)
+    meta = _run_in_store(store, run_id, progress, out, config=config)
     extra["status"] = store.get_run(run_id)["status"]
     result = _finish(meta, _rows_of_run(store, run_id, out.rows), extra)
     out.final(result)
@@ -428,7 +398,7 @@ def run(args, progress):
 
 
 def _resume(args, progress):
-    from semsmooth_core.runs import Store
+    from semsmooth_core.runs import Store, lifecycle
     from semsmooth_core.validation import SemsmoothError
 
     OutFile(args.out)  # checked before any work
@@ -439,24 +409,20 @@ def _resume(args, progress):
         raise SemsmoothError(f"run {run_id} is an imported log; it cannot be resumed")
     if args.ray is not None:
         return _on_ray(args, run["params"], run["indices"], progress, store=store, run_id=run_id)
-    store.reap()
-    if store.get_run(run_id)["status"] != "done":
-        store.requeue(run_id)
-        if store.claim(run_id) is None:
-            raise SemsmoothError(f"run {run_id} was taken by a background worker; follow it with "
-                                 f"python -m semsmooth_core runs show {run_id} --db {store.path}")
+    claimed = lifecycle.claim(store, run_id, requeue=True)
     extra = {"run_id": run_id, "db": str(store.path), "resumed": True,
              "skipped": run["done"]}
     out = OutFile(args.out, extra=extra)
     out.preload(store.rows(run_id))
-    meta = _run_in_store(store, run_id, progress, out) if store.get_run(run_id)["status"] == "running" else {}
+    meta = _run_in_store(store, run_id, progress, out) if claimed else {}
     extra["status"] = store.get_run(run_id)["status"]
     result = _finish(meta or _store_meta(store, run_id), _rows_of_run(store, run_id, out.rows), extra)
     out.final(result)
     return result
 
 
-def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id: int | None = None) -> dict:
+def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id: int | None = None,
+            shown: dict | None = None) -> dict:
     """``--ray``: shards as Ray tasks (``distributed.run_on_ray``), rows into the store; the same
     JSON as a local run (summary + rows) plus ``run_id``, ``db``, ``status``, ``shards``."""
     from semsmooth_core.runs.ray_shards import import_ray, run_on_ray
@@ -472,7 +438,7 @@ def _on_ray(args, config: dict, indices: list[int], progress, store=None, run_id
     meta = _store_meta(store, rid)
     extra = {"run_id": rid, "db": str(store.path), "status": res["status"], "shards": res["shards"],
              "gpus_per_task": res["gpus_per_task"], "ray_address": args.ray or "local",
-             "wall_seconds": time.perf_counter() - t0}
+             "wall_seconds": time.perf_counter() - t0, **(shown or {})}
     result = _finish(meta, rows, extra)
     OutFile(args.out).final(result)
     return result

@@ -145,3 +145,28 @@ def run(args, progress):
     out["total_seconds"] = time.perf_counter() - t0
     out["environment"] = environment()
     return out
+
+
+def _defaults() -> dict:
+    """Every option's default, as ``add_arguments`` declares it (one list of defaults)."""
+    import argparse
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return {a.dest: a.default for a in p._actions if a.dest != "help"}
+
+
+def estimate(progress=None, **options) -> dict:
+    """The ``estimate-error`` result as a library call: keyword arguments named as the options'
+    destinations (``transform``, ``interpolation``, ``sigma`` (a list), ``range_`` (a list),
+    ``samples``, ``preprocess``, ``q``, ``alpha_E``, ``seed``, ...); the others keep their
+    defaults. Benchmarks call this, not the command line."""
+    from types import SimpleNamespace
+
+    from semsmooth_core.validation import SemsmoothError
+
+    d = _defaults()
+    unknown = sorted(set(options) - set(d))
+    if unknown:
+        raise SemsmoothError(f"estimate-error has no option {', '.join(unknown)}")
+    return run(SimpleNamespace(**{**d, **options}), progress)

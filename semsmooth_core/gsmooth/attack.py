@@ -8,6 +8,11 @@ GSmooth samples of ψ_ξ(x)); the ``k`` worst candidates are then re-classified 
 the true label. Used for "empirical accuracy under attack" beside certified accuracy; a certified
 input that does not survive inside its certified radius is reported (it may happen with
 probability <= alpha per certificate, or through the grid estimates of M and ε).
+
+This is the fixed-candidate form used by ``scripts/gsmooth_tables.py`` (GSmooth Table 2). The
+general attack — every registered transformation, base or smoothed target (GSmooth included),
+a budget in forward passes, local refinement, the attack inside any certificate — is
+:mod:`semsmooth_core.attacks`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """GSmooth experiments on a set of inputs: rows of certificates, certified accuracy at stated radii
 (GSmooth Table 1 form), the empirical attack beside it (Table 2 form) and the σ₁ × σ₂ grid
-(Table 3 form). Used by ``scripts/gsmooth_tables.py`` and the GSmooth page."""
+(Table 3 form). Used by ``benchmarks/gsmooth_tables.py`` and the GSmooth page."""
 
 from __future__ import annotations
 

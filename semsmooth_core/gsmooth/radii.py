@@ -81,12 +81,9 @@ def resolvable_radius(dist: str, p_a_lower: float, scale: float) -> float:
 def gsmooth_latent_radius(p_a_lower: float) -> float:
     """Φ⁻¹(p̲_A): the radius, in the Mahalanobis norm of the latent noise covariance Σ, of the
     Gaussian smoothing in the semantic layer (Cohen et al. with p̄_B = 1 - p̲_A). 0 if p̲_A <= 1/2."""
-    p = _check_p(p_a_lower)
-    if p <= 0.5:
-        return 0.0
-    if p >= 1.0:
-        return math.inf
-    return float(_st.norm.ppf(p))
+    from semsmooth_core import stats
+
+    return stats.radius(1.0, _check_p(p_a_lower))   # σ = 1: the radius in units of the latent noise
 
 
 def gsmooth_radius(p_a_lower: float, M: float) -> float:

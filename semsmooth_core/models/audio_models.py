@@ -1,6 +1,6 @@
 """Spoken-word classifiers that map WAVEFORMS to logits.
 
-The MFCC front end (:class:`semsmooth_core.audio.MFCC`, a torch port of
+The MFCC front end (:class:`MFCC`, a torch port of
 ``librosa.feature.mfcc``) is the first layer of the model, so that both the inner Gaussian
 noise of double smoothing and the bound E of the rounding error live in the waveform space
 (Fischer §7.3: "We apply the noise before the waveform is converted to the MFCC spectrum").
@@ -14,11 +14,98 @@ registry.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
+import numpy as np
 import torch
 from torch import nn
 
-from semsmooth_core.audio import CLIP_SAMPLES, MFCC, MFCCConfig
+from semsmooth_core.audio import CLIP_SAMPLES, SAMPLE_RATE
 from semsmooth_core.validation import SemsmoothError
+
+
+# --------------------------------------------------------------------------- MFCC features
+@dataclass(frozen=True)
+class MFCCConfig:
+    """Parameters of the MFCC front end (the same names as ``librosa.feature.mfcc``)."""
+
+    sr: int = SAMPLE_RATE
+    n_mfcc: int = 40
+    n_fft: int = 480          # 30 ms window
+    hop_length: int = 160     # 10 ms hop
+    n_mels: int = 40
+    fmin: float = 20.0
+    fmax: float = 7600.0
+    top_db: float = 80.0
+    amin: float = 1e-10
+
+    def librosa_kwargs(self) -> dict:
+        """Keyword arguments of ``librosa.feature.mfcc`` (which applies ``power_to_db`` with its
+        default ``top_db=80``, ``amin=1e-10``, ``ref=1``)."""
+        return dict(sr=self.sr, n_mfcc=self.n_mfcc, n_fft=self.n_fft, hop_length=self.hop_length,
+                    n_mels=self.n_mels, fmin=self.fmin, fmax=self.fmax,
+                    center=True, pad_mode="constant", window="hann", power=2.0, htk=False,
+                    norm="ortho", dct_type=2)
+
+    def num_frames(self, num_samples: int = CLIP_SAMPLES) -> int:
+        return 1 + num_samples // self.hop_length
+
+
+def mfcc_numpy(y: np.ndarray, cfg: MFCCConfig = MFCCConfig()) -> np.ndarray:
+    """The reference: ``librosa.feature.mfcc`` with ``cfg`` (numpy, one clip) -> [n_mfcc, frames]."""
+    import librosa
+
+    return librosa.feature.mfcc(y=np.asarray(y, dtype=np.float32), **cfg.librosa_kwargs())
+
+
+def _dct2_ortho_matrix(n_in: int, n_out: int) -> torch.Tensor:
+    """DCT-II with ``norm="ortho"`` as a matrix [n_out, n_in] (scipy.fft.dct type 2, the one
+    librosa.feature.mfcc applies along the mel axis)."""
+    k = torch.arange(n_out, dtype=torch.float64)[:, None]
+    n = torch.arange(n_in, dtype=torch.float64)[None, :]
+    m = torch.cos(math.pi * k * (2 * n + 1) / (2 * n_in)) * math.sqrt(2.0 / n_in)
+    m[0] /= math.sqrt(2.0)
+    return m
+
+
+class MFCC(nn.Module):
+    """``librosa.feature.mfcc`` in torch, batched and device-agnostic: waveform ``[B,T]`` ->
+    MFCC ``[B, n_mfcc, frames]``.
+
+    Steps (Davis & Mermelstein 1980 as librosa implements them): STFT with a periodic Hann
+    window, ``center=True`` zero padding; power spectrum |X|²; mel filterbank
+    ``librosa.filters.mel`` (Slaney); ``power_to_db`` = 10 log10(max(S, amin)) clipped at
+    ``max - top_db`` per clip; DCT-II (ortho) along the mel axis. Tested against librosa in
+    tests/test_audio.py.
+    """
+
+    def __init__(self, cfg: MFCCConfig = MFCCConfig()):
+        super().__init__()
+        import librosa
+
+        self.cfg = cfg
+        mel = librosa.filters.mel(sr=cfg.sr, n_fft=cfg.n_fft, n_mels=cfg.n_mels, fmin=cfg.fmin,
+                                  fmax=cfg.fmax, htk=False, norm="slaney")
+        self.register_buffer("mel_fb", torch.tensor(mel, dtype=torch.float32), persistent=False)
+        self.register_buffer("window", torch.hann_window(cfg.n_fft, periodic=True), persistent=False)
+        self.register_buffer("dct", _dct2_ortho_matrix(cfg.n_mels, cfg.n_mfcc).float(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim == 1:
+            x = x[None]
+        c = self.cfg
+        spec = torch.stft(x.float(), n_fft=c.n_fft, hop_length=c.hop_length, window=self.window,
+                          center=True, pad_mode="constant", return_complex=True)
+        power = spec.real ** 2 + spec.imag ** 2                       # [B, F, frames]
+        mel = torch.matmul(self.mel_fb, power)                        # [B, n_mels, frames]
+        db = 10.0 * torch.log10(mel.clamp_min(c.amin))
+        if c.top_db is not None:
+            peak = db.amax(dim=(-2, -1), keepdim=True)
+            db = torch.maximum(db, peak - c.top_db)
+        return torch.matmul(self.dct, db)                             # [B, n_mfcc, frames]
+
+
 
 
 class SpeechCNN(nn.Module):

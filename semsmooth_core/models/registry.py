@@ -8,12 +8,12 @@ one-line message (load them with ``semsmooth_core.gsmooth.surrogate.load_surroga
 
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 
 import torch
 
+from semsmooth_core.models.cards import model_file, read_json_card
 from semsmooth_core.models.checkpoint import (FORMAT, load_checkpoint, load_state_dict_file,
                                               load_torchscript)
 from semsmooth_core.paths import models_dir
@@ -23,15 +23,7 @@ from semsmooth_core.validation import SemsmoothError
 SURROGATE_KIND = "gsmooth_surrogate"
 
 
-def _read_card(card_path: Path) -> dict:
-    """The JSON card beside a checkpoint; an unreadable or malformed card counts as empty."""
-    if not card_path.exists():
-        return {}
-    try:
-        card = json.loads(card_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return {}
-    return card if isinstance(card, dict) else {}
+_read_card = read_json_card   # the one card reader (models/cards.py)
 
 
 def is_surrogate(name: str, card: dict | None = None) -> bool:
@@ -79,14 +71,7 @@ def load_model(name_or_path: str, device: torch.device | str = "cpu", arch: str 
     - a TorchScript file.
     Returns ``(model.eval() on device, card)``. Every failure is a one-line SemsmoothError.
     """
-    p = Path(name_or_path)
-    if not p.exists():
-        cand = models_dir() / f"{name_or_path}.pt"
-        if cand.exists():
-            p = cand
-        else:
-            shipped = ", ".join(list_models()) or "none"
-            raise SemsmoothError(f"no model {name_or_path!r}: not a file and not a shipped model ({shipped})")
+    p = model_file(name_or_path)     # a path, or a shipped name; one-line error otherwise
     if not p.is_file():
         raise SemsmoothError(f"{p} is not a file (a checkpoint .pt or a TorchScript file)")
     if p.suffix == ".pt" and is_surrogate(p.stem, _read_card(p.with_suffix(".json"))):

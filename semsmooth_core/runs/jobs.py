@@ -18,12 +18,12 @@ import importlib
 import os
 import subprocess
 import sys
+import threading
 import time
-import traceback
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from semsmooth_core.runs import Store, model_sha256
+from semsmooth_core.runs import Store, lifecycle, model_sha256
 from semsmooth_core.validation import SemsmoothError
 
 Runner = Callable[..., dict]
@@ -49,29 +49,26 @@ def get_runner(spec: str | None = None) -> Runner:
         raise SemsmoothError(f"runner {spec!r}: {mod_name} has no {fn!r}") from None
 
 
-def validate(config: Mapping) -> None:
-    """``pipeline.validate_config`` when the pipeline provides it (raises SemsmoothError)."""
-    try:
-        from semsmooth_core.runs import pipeline
-    except ImportError:
-        return
-    check = getattr(pipeline, "validate_config", None)
-    if check is not None:
-        check(dict(config))
+def validate(config: Mapping) -> dict:
+    """The config validated once (``runs.config.as_validated``; raises SemsmoothError)."""
+    from semsmooth_core.runs.config import as_validated
+
+    return as_validated(config)
 
 
 def create_job(config: Mapping, indices: Sequence[int], store: Store | None = None,
                name: str | None = None) -> int:
-    """Validate ``config`` and record a queued run (with seed, model checksum, library versions)."""
+    """Validate ``config`` (a ``CertifyConfig``, a validated dict, or a plain dict resolved against
+    the model card) and record a queued run (with seed, model checksum, library versions)."""
     from semsmooth_core.repro import environment
 
     store = store or Store()
     indices = [int(i) for i in indices]
     if not indices:
         raise SemsmoothError("no inputs to certify (empty index list)")
-    validate(config)
-    return store.create_run(dict(config), indices, name=name, seed=config.get("seed"),
-                            model_sha256=model_sha256(config.get("model")), environment=environment())
+    params = validate(config)
+    return store.create_run(dict(params), indices, name=name, seed=params.get("seed"),
+                            model_sha256=model_sha256(params.get("model")), environment=environment())
 
 
 def live_worker(store: Store) -> dict | None:
@@ -94,15 +91,15 @@ def spawn_worker(store: Store, run_id: int | None = None, log_dir: Path | None =
     if runner:
         cmd += ["--runner", runner]
     log = open(log_dir / f"worker-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log", "ab")
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env.setdefault("OMP_NUM_THREADS", "1")
     try:
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                cwd=root, env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=str(lifecycle.REPO_ROOT), env=lifecycle.worker_environment(),
+                                start_new_session=True)
     finally:
         log.close()
+    # reap it when it exits (no defunct process under the app or the shell that started it)
+    threading.Thread(target=proc.wait, name=f"reap-worker-{proc.pid}", daemon=True).start()
+    return proc
 
 
 def ensure_worker(store: Store | None = None, runner: str | None = None) -> subprocess.Popen | None:
@@ -136,54 +133,14 @@ def resume_job(run_id: int, db=None, runner: str | None = None) -> int:
     return remaining
 
 
-def _poller(store: Store, run_id: int, every: float = 0.5) -> Callable[[], bool]:
-    """``should_stop()`` for the pipeline: the run's cancel flag, read at most every ``every`` s."""
-    state = {"t": 0.0, "stop": False}
-
-    def should_stop() -> bool:
-        now = time.monotonic()
-        if not state["stop"] and now - state["t"] >= every:
-            state["t"] = now
-            state["stop"] = store.cancel_requested(run_id)
-        return state["stop"]
-
-    return should_stop
+_poller = lifecycle.cancel_poller   # the old name (tests, pages)
 
 
 def execute_run(store: Store, run_id: int, runner: Runner, progress=None) -> str:
-    """Certify the pending inputs of a run already claimed (status running) and set its final
-    status: done (every index has a row), cancelled, or failed (with the error). Returns it."""
-    run = store.get_run(run_id)
-    pending = store.pending_indices(run_id)
-    should_stop = _poller(store, run_id)
-    try:
-        params = dict(run["params"])
-        if pending and not should_stop() and params.get("estimate_E"):
-            # estimate E once and keep it with the run: a resumed run certifies with the same E
-            from semsmooth_core.runs.pipeline import resolve_E
-
-            params = resolve_E(params)
-            store.set_params(run_id, params)
-        if pending and not should_stop():
-            runner(params, pending, lambda row: store.add_row(run_id, row),
-                   progress=progress, should_stop=should_stop)
-    except SemsmoothError as e:
-        store.set_status(run_id, "failed", error=str(e).splitlines()[0])
-        return "failed"
-    except Exception as e:  # a bug or a device error: keep the rows, record it, go on with the queue
-        traceback.print_exc()
-        store.set_status(run_id, "failed", error=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-        return "failed"
-    left = len(store.pending_indices(run_id))
-    if left == 0:
-        status = "done"
-    elif store.cancel_requested(run_id):
-        status = "cancelled"
-    else:
-        status = "failed"
-    store.set_status(run_id, status, error=None if status != "failed" else
-                     f"the runner returned with {left} inputs not certified")
-    return status
+    """Certify the pending inputs of a run already claimed through the one lifecycle
+    (``runs.lifecycle.execute``); a failure is recorded and the worker goes on. Returns the
+    final status (done / cancelled / failed)."""
+    return lifecycle.execute(store, run_id, runner, progress=progress, raise_errors=False)["status"]
 
 
 def worker_loop(db=None, run_id: int | None = None, runner: Runner | str | None = None,

@@ -60,21 +60,15 @@ import numpy as np
 import torch
 
 from semsmooth_core import smoothing
-from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_sigma
+from semsmooth_core.progress import Stage
+from semsmooth_core.runs import config as config_mod
+from semsmooth_core.validation import SemsmoothError, check_alpha, check_count, check_n0_n, check_sigma
 
 SMOOTHINGS = ("double", "transform", "noise", "ksmooth", "gsmooth")
 
-DEFAULTS: dict = {
-    "dataset": "mnist", "split": "heldout", "root": None, "model": None, "smoothing": "double",
-    "transform": "rotation", "interpolation": "bilinear", "sigma_gamma": None, "sigma_eps": 0.25,
-    "attacker": "random", "E_scope": "input", "E_input_samples": None,
-    "E": None, "q_E_lower": None, "estimate_E": False, "q": 0.98, "E_samples": 2000,
-    "E_worst_case": False, "n0": 50, "n_gamma": 100, "n_eps": 200, "alpha_gamma": 0.001,
-    "alpha_eps": 0.001, "alpha_E": 0.001, "inner_mode": "lemma", "partitions": "halves",
-    "attacker_range": None, "preprocess": "auto", "sequential": False, "batch_size": 1000,
-    "seed": 0, "device": None, "sigma2": None, "dist": "exp", "surrogate": None,
-    "image_size": None, "channels": None,
-}
+DEFAULTS: dict = dict(config_mod.DEFAULTS)
+"""Every key's default: those of :class:`semsmooth_core.runs.config.CertifyConfig` (σ_ε's is the
+fallback when the model card has none; :func:`semsmooth_core.runs.config.resolve` reads the card)."""
 
 
 def data_options(c: dict) -> dict:
@@ -153,19 +147,23 @@ def _validate_gsmooth(c: dict, t) -> None:
     c["xi_max"] = xi
 
 
-def validate_config(config: dict) -> dict:
+def validate_config(config: dict, need_model: bool = True) -> dict:
     """Check a run configuration; raise a one-line SemsmoothError on the first bad value.
-    Returns the config with defaults filled in."""
+    Returns the config with defaults filled in. A config validated already (a
+    ``config.ValidatedDict``, made by ``config.resolve``) is returned as it is (a copy).
+    ``need_model=False``: a preview of the settings before a model is picked."""
     from semsmooth_core import transforms
     from semsmooth_core.data.datasets import dataset_names
 
+    if isinstance(config, config_mod.ValidatedDict):
+        return config_mod.ValidatedDict(config)
     raw = dict(config)
     c = with_defaults(config)
     if c["smoothing"] not in SMOOTHINGS:
         raise SemsmoothError(f"unknown smoothing {c['smoothing']!r}; use {', '.join(SMOOTHINGS)}")
     if c["dataset"] not in dataset_names():
         raise SemsmoothError(f"unknown dataset {c['dataset']!r}; known: {', '.join(dataset_names())}")
-    if not c.get("model"):
+    if need_model and not c.get("model"):
         raise SemsmoothError("no model given (a shipped name or a checkpoint path)")
     t = transforms.get(c["transform"]) if c["smoothing"] != "noise" else None
     if t is not None and not t.composable:
@@ -202,7 +200,6 @@ def validate_config(config: dict) -> dict:
         check_count("image_size", c["image_size"])
     if c.get("channels") not in (None, "grey", "rgb"):
         raise SemsmoothError(f"channels must be grey or rgb, got {c['channels']!r}")
-    n0 = check_count("n0", c["n0"])
     if c["smoothing"] in ("double", "ksmooth", "noise"):
         sig = c["sigma_eps"]
         for s in (sig if isinstance(sig, (list, tuple)) else [sig]):
@@ -211,9 +208,10 @@ def validate_config(config: dict) -> dict:
     n_e = c["n_eps"]
     for v in (n_e if isinstance(n_e, (list, tuple)) else [n_e]):
         check_count("n_eps", v)
-    main_n = n_e if c["smoothing"] == "noise" else n_g
-    if c["smoothing"] != "ksmooth" and n0 > main_n:
-        raise SemsmoothError(f"n0 ({n0}) must not exceed {'n_eps' if c['smoothing'] == 'noise' else 'n_gamma'} ({main_n})")
+    if c["smoothing"] == "ksmooth":
+        check_count("n0", c["n0"])
+    else:
+        check_n0_n(c["n0"], n_e if c["smoothing"] == "noise" else n_g, "n" if c["smoothing"] == "noise" else "n_gamma")
     for k in ("alpha_gamma", "alpha_eps", "alpha_E"):
         av = c[k]
         for v in (av if isinstance(av, (list, tuple)) else [av]):
@@ -232,17 +230,15 @@ def validate_config(config: dict) -> dict:
             if c["E"] is None or c["q_E_lower"] is None:
                 raise SemsmoothError("double smoothing needs E and q_E_lower (or estimate_E)")
             qs = c["q_E_lower"] if isinstance(c["q_E_lower"], (list, tuple)) else [c["q_E_lower"]]
+            Es = c["E"] if isinstance(c["E"], (list, tuple)) else [c["E"]]
+            for E in Es:
+                smoothing.check_E(E, 1.0)
             for q in qs:
-                if not (0.0 < float(q) <= 1.0):
-                    raise SemsmoothError(f"q_E_lower must lie in (0, 1], got {q!r}")
+                smoothing.check_E(0.0, q)
             if c["smoothing"] == "double":
-                E = float(c["E"])
-                if not (math.isfinite(E) and E >= 0):
-                    raise SemsmoothError(f"E must be a finite number >= 0, got {c['E']!r}")
                 a_in = float(c["alpha_eps"]) / (n_g if c["inner_mode"] == "bonferroni" else 1)
-                from semsmooth_core import planner
-
-                msg = planner.dead_end(E, float(c["sigma_eps"]), int(n_e), a_in)
+                msg = smoothing.inner_dead_end(float(c["E"]), float(c["sigma_eps"]), int(n_e), a_in,
+                                               c["sequential"])
                 if msg:
                     raise SemsmoothError(msg)
         if c["inner_mode"] not in ("lemma", "bonferroni"):
@@ -256,12 +252,14 @@ def _validate_claim(c: dict, raw: dict, t) -> None:
     would claim more than its E supports. Sets ``c["attacker"]``, ``c["E_scope"]``."""
     from semsmooth_core import planner
 
-    if c["attacker"] not in smoothing.ATTACKERS:
-        raise SemsmoothError(f"attacker must be random or worst-case, got {c['attacker']!r}")
     if c.get("E_worst_case"):
         if raw.get("attacker") == "random":
             raise SemsmoothError("E_worst_case contradicts attacker random; use --attacker worst-case alone")
         c["attacker"] = "worst-case"
+    if c["attacker"] is None:          # not given: Fischer's distributional attacker
+        c["attacker"] = "random"
+    if c["attacker"] not in smoothing.ATTACKERS:
+        raise SemsmoothError(f"attacker must be random or worst-case, got {c['attacker']!r}")
     c["E_worst_case"] = c["attacker"] == "worst-case"
     given = c["E"] is not None or c["q_E_lower"] is not None
     if raw.get("E_scope") is None:
@@ -324,9 +322,9 @@ def load_setup(c: dict):
     model, card = load_model(c["model"], device=device)
     spec = c.get("preprocess")
     if spec in (None, "auto"):
-        card = card if isinstance(card, dict) else {}
-        aug = card.get("augmentation")   # a dict in our cards; a string or absent in others
-        spec = card.get("preprocess") or (aug.get("preprocess") if isinstance(aug, dict) else None) or "none"
+        from semsmooth_core.models import cards
+
+        spec = cards.preprocess(card if isinstance(card, dict) else {}) or "none"
     pp = Preprocess.parse(spec)
     return model, card, (pp if pp else None), device, str(pp)
 
@@ -406,13 +404,11 @@ def resolve_E(config: dict, progress=None) -> dict:
     ``E``, ``q_E_lower`` and the estimate (``E_estimate``) filled in and ``estimate_E`` off — so a
     run in the store (resumed later, or split into Ray shards) certifies with this one E instead of
     estimating it again in every session or shard."""
-    c = validate_config(config)
+    c = config_mod.as_validated(config)
     if c["smoothing"] not in ("double", "ksmooth") or not c["estimate_E"]:
-        return config
+        return c
     _, _, _, _, pp_spec = load_setup(c)
-    est = estimate_E(c, pp_spec, progress=progress)
-    return {**config, "E": est["E"], "q_E_lower": est["q_E_lower"], "estimate_E": False, "E_estimate": est,
-            "E_scope": "dataset"}
+    return config_mod.with_E(c, estimate_E(c, pp_spec, progress=progress))
 
 
 def certify_one(c: dict, x: torch.Tensor, model, preprocess=None, generator=None, progress=None,
@@ -515,7 +511,7 @@ def _abstain_for_E(c: dict, t, est: dict, K: int) -> smoothing.Certificate:
 RESOLVABLE_SCALES = {"exp": 1.0, "uniform": 4.0, "folded_gaussian": 1.5}
 """Default scale (px², kernel variance) of each smoothing distribution for the resolvable Gaussian
 blur when sigma_gamma is not given: the settings of the README's GSmooth table
-(``scripts/gsmooth_tables.py``); all keep the mass beyond the transform's range [0, 16] px² < 1e-6."""
+(``benchmarks/gsmooth_tables.py``); all keep the mass beyond the transform's range [0, 16] px² < 1e-6."""
 
 
 def gsmooth_defaults(c: dict, card: dict | None) -> dict:
@@ -526,21 +522,21 @@ def gsmooth_defaults(c: dict, card: dict | None) -> dict:
     from semsmooth_core import transforms
     from semsmooth_core.gsmooth import certify as gcert
 
+    from semsmooth_core.models import cards
+
     t = transforms.get(c["transform"])
-    card = card if isinstance(card, dict) else {}
-    tr = card.get("training") if isinstance(card.get("training"), dict) else {}
-    mine = card.get("transform") in (None, t.name) and card.get("kind") == "gsmooth_base_classifier"
+    tr = cards.gsmooth_sigmas(card if isinstance(card, dict) else {}, t.name)
     out = {}
     if c["sigma_gamma"] is None and t.name in gcert.RESOLVABLE and c.get("dist") in RESOLVABLE_SCALES:
         out["sigma_gamma"] = RESOLVABLE_SCALES[c["dist"]]
         out["sigma_gamma_from"] = f"default scale of {c['dist']} smoothing"
     elif c["sigma_gamma"] is None:
-        if mine and tr.get("sigma1") is not None:
+        if tr.get("sigma1") is not None:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(tr["sigma1"]), "model card"
         else:
             out["sigma_gamma"], out["sigma_gamma_from"] = float(t.default_sigma[0]), "transform default"
     if c["sigma2"] is None and t.name not in gcert.RESOLVABLE:   # no augmented noise when resolvable
-        if mine and tr.get("sigma2") is not None:
+        if tr.get("sigma2") is not None:
             out["sigma2"], out["sigma2_from"] = float(tr["sigma2"]), "model card"
         else:
             out["sigma2"], out["sigma2_from"] = 0.5, "default"
@@ -645,23 +641,17 @@ def certify_inputs(config: dict, indices: list[int], on_row: Callable[[dict], No
     from semsmooth_core.runs import model_sha256
     from semsmooth_core.runs.summary import summarize
 
-    c = validate_config(config)
+    c = config_mod.as_validated(config)
     indices = [int(i) for i in indices]
     model, card, pp, device, pp_spec = load_setup(c)
     c["preprocess"] = pp_spec
-    meta: dict = {}
-    if c["smoothing"] == "gsmooth":
-        filled = gsmooth_defaults(c, card)
-        c.update({k: v for k, v in filled.items() if not k.endswith("_from")})
-        if filled:
-            meta["gsmooth_defaults"] = filled
+    meta: dict = {}   # (GSmooth's σ₁, σ₂ defaults are filled in by config.resolve, with their source)
     if c["smoothing"] in ("double", "ksmooth") and c["estimate_E"]:
         if on_stage:
-            on_stage("E estimate")
+            on_stage(Stage.E_ESTIMATE)
         meta["E_estimate"] = estimate_E(c, pp_spec)
-        c["E"], c["q_E_lower"] = meta["E_estimate"]["E"], meta["E_estimate"]["q_E_lower"]
-        c["estimate_E"] = False
-        c = validate_config(c)
+        c = config_mod.with_E(c, meta["E_estimate"])
+        c.pop("E_estimate", None)
     x_all, y_all = load_dataset(c["dataset"], split=c["split"], root=c["root"], indices=indices,
                                 **data_options(c))
     _check_modality(c, x_all)

@@ -16,9 +16,9 @@ Where the cluster has GPUs, each task asks for one GPU (``num_gpus=1``) and runs
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
+from semsmooth_core.runs.lifecycle import claim, execute, worker_environment
 from semsmooth_core.validation import SemsmoothError
 
 INSTALL_HINT = "pip install -r requirements-ray.txt"
@@ -49,10 +49,29 @@ def split_shards(indices: Sequence[int], shards: int) -> list[list[int]]:
 def certify_shard(config: dict, indices: list[int], runner: str | None = None) -> list[dict]:
     """Body of one Ray task: certify ``indices`` and return their rows (plain dicts)."""
     from semsmooth_core.runs.jobs import get_runner
+    from semsmooth_core.runs.lifecycle import collect_rows
 
-    rows: list[dict] = []
-    get_runner(runner)(dict(config), list(indices), rows.append, progress=None, should_stop=None)
-    return rows
+    return collect_rows(get_runner(runner), config, indices)
+
+
+def _init_ray(ray, address: str | None, init_kwargs: Mapping | None) -> bool:
+    """Start or join Ray unless this process already did; True when it was started here."""
+    if ray.is_initialized():
+        return False
+    kw = {"ignore_reinit_error": True, "log_to_driver": False, "include_dashboard": False}
+    if address:
+        kw = {"address": address, "ignore_reinit_error": True, "log_to_driver": False}
+    else:
+        # a local cluster's workers inherit this process's environment: make the package (and
+        # its assets) importable there without a runtime_env (which costs seconds per worker)
+        os.environ.update(worker_environment())
+    kw.update(dict(init_kwargs or {}))
+    try:
+        ray.init(**kw)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise SemsmoothError(f"cannot start or reach Ray ({address or 'local cluster'}): "
+                             f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return True
 
 
 def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: str | None = None,
@@ -65,89 +84,61 @@ def run_on_ray(config: Mapping, indices: Sequence[int], db_path=None, address: s
     ``address``: None starts (or joins, if ``RAY_ADDRESS`` is set) a local cluster; ``"auto"``
     joins the cluster this machine belongs to; ``"ray://HOST:10001"`` connects a client to a
     remote head node. ``shards`` defaults to 4 per available CPU/GPU slot. ``run_id`` resumes an
-    existing run (only its pending indices are sharded). The run's cancel flag (``runs cancel``)
+    existing run (only its pending indices are sharded). The run goes through the one lifecycle
+    (``runs.lifecycle``: claim, certify, record, finish); the run's cancel flag (``runs cancel``)
     is polled between shards: pending tasks are cancelled, finished rows stay.
     Returns ``{"id", "status", "done", "total", "shards", "gpus_per_task", "summary"}``.
     """
-    from semsmooth_core.runs.jobs import create_job
     from semsmooth_core.runs import Store
+    from semsmooth_core.runs.jobs import create_job
     from semsmooth_core.runs.summary import summarize
 
     ray = import_ray()
     store = Store(db_path)
     if run_id is None:
         run_id = create_job(config, indices, store, name=name)
+        claim(store, run_id)
+        claimed = True
     else:
-        store.reap()
-        store.requeue(run_id)
-    if store.claim(run_id) is None:
-        raise SemsmoothError(f"run {run_id} could not be claimed (already taken by another worker)")
-    config = store.get_run(run_id)["params"]
-    pending = store.pending_indices(run_id)
-    total = store.get_run(run_id)["total"]
+        claimed = claim(store, run_id, requeue=True)
+    info = {"shards": 0, "gpus_per_task": 0}
 
-    started_here = False
-    if not ray.is_initialized():
-        kw = {"ignore_reinit_error": True, "log_to_driver": False, "include_dashboard": False}
-        if address:
-            kw = {"address": address, "ignore_reinit_error": True, "log_to_driver": False}
-        else:
-            # a local cluster's workers inherit this process's environment: make the package (and
-            # its assets) importable there without a runtime_env (which costs seconds per worker)
-            repo = str(Path(__file__).resolve().parents[2])
-            path = os.environ.get("PYTHONPATH", "")
-            if repo not in path.split(os.pathsep):
-                os.environ["PYTHONPATH"] = repo + (os.pathsep + path if path else "")
-            os.environ.setdefault("OMP_NUM_THREADS", "1")
-        kw.update(dict(init_kwargs or {}))
+    def certify_on_ray(cfg: dict, pending: list[int], record, progress=None, should_stop=None) -> dict:
+        started_here = _init_ray(ray, address, init_kwargs)
         try:
-            ray.init(**kw)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            store.set_status(run_id, "failed", error=f"cannot reach Ray at {address or 'local'}")
-            raise SemsmoothError(f"cannot start or reach Ray ({address or 'local cluster'}): "
-                                 f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
-        started_here = True
+            res = ray.cluster_resources()
+            gpus = 1 if res.get("GPU", 0) >= 1 and str(cfg.get("device") or "auto") != "cpu" else 0
+            slots = int(res.get("GPU", 0)) if gpus else max(1, int(res.get("CPU", 1) // num_cpus_per_task))
+            pieces = split_shards(pending, int(shards) if shards else 4 * slots)
+            task = ray.remote(num_cpus=num_cpus_per_task, num_gpus=gpus, max_retries=2)(certify_shard)
+            if gpus and cfg.get("device") in (None, "", "auto"):
+                cfg = {**cfg, "device": "cuda"}
+            remaining = [task.remote(cfg, piece, runner) for piece in pieces]
+            info.update(shards=len(remaining), gpus_per_task=gpus)
+            done = 0
+            while remaining:
+                ready, remaining = ray.wait(remaining, num_returns=1, timeout=1.0)
+                for ref in ready:
+                    rows = ray.get(ref)
+                    record(rows)
+                    done += len(rows)
+                    if progress is not None:
+                        progress(done, len(pending))
+                if remaining and should_stop is not None and should_stop():
+                    for ref in remaining:
+                        ray.cancel(ref, force=True)
+                    break
+        except SemsmoothError:
+            raise
+        except Exception as e:
+            msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+            raise SemsmoothError(f"a Ray task failed: {msg[:300]}") from None
+        finally:
+            if started_here:  # stops a local instance; only disconnects from a remote cluster
+                ray.shutdown()
+        return {}
 
-    try:
-        res = ray.cluster_resources()
-        gpus = 1 if res.get("GPU", 0) >= 1 and str(config.get("device") or "auto") != "cpu" else 0
-        slots = int(res.get("GPU", 0)) if gpus else max(1, int(res.get("CPU", 1) // num_cpus_per_task))
-        n_shards = int(shards) if shards else 4 * slots
-        pieces = split_shards(pending, n_shards) if pending else []
-        task = ray.remote(num_cpus=num_cpus_per_task, num_gpus=gpus, max_retries=2)(certify_shard)
-        cfg = dict(config)
-        if gpus and cfg.get("device") in (None, "", "auto"):
-            cfg["device"] = "cuda"
-        refs = [task.remote(cfg, piece, runner) for piece in pieces]
-        done = total - len(pending)
-        cancelled = False
-        remaining = list(refs)
-        while remaining:
-            ready, remaining = ray.wait(remaining, num_returns=1, timeout=1.0)
-            for ref in ready:
-                rows = ray.get(ref)
-                store.add_rows(run_id, rows)
-                done += len(rows)
-                if progress is not None:
-                    progress(done, total)
-            if remaining and store.cancel_requested(run_id):
-                for ref in remaining:
-                    ray.cancel(ref, force=True)
-                cancelled = True
-                break
-    except SemsmoothError as e:
-        store.set_status(run_id, "failed", error=str(e).splitlines()[0])
-        raise
-    except Exception as e:
-        msg = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-        store.set_status(run_id, "failed", error=f"Ray task failed: {msg[:300]}")
-        raise SemsmoothError(f"a Ray task failed: {msg[:300]}") from None
-    finally:
-        if started_here:  # stops a local instance; only disconnects from a remote cluster
-            ray.shutdown()
-
-    left = len(store.pending_indices(run_id))
-    status = "done" if left == 0 else ("cancelled" if cancelled else "failed")
-    store.set_status(run_id, status, error=None if status != "failed" else f"{left} inputs not certified")
-    return {"id": run_id, "db": str(store.path), "status": status, "done": total - left, "total": total,
-            "shards": len(refs), "gpus_per_task": gpus, "summary": summarize(store.rows(run_id))}
+    status = execute(store, run_id, certify_on_ray, progress=progress)["status"] if claimed else "done"
+    run = store.get_run(run_id)
+    return {"id": run_id, "db": str(store.path), "status": status, "done": run["done"], "total": run["total"],
+            **info, "summary": summarize(store.rows(run_id))}

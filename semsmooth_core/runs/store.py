@@ -35,15 +35,18 @@ STATUSES = ("queued", "running", "done", "cancelled", "failed")
 
 ROW_FIELDS = ("index", "label", "prediction", "radius", "radius_unit", "p_lower", "rho", "correct",
               "base_correct", "n_forward", "seconds", "clipped", "attacker", "E_scope", "E", "q_E_lower",
-              "sound", "statement")
+              "sound", "statement", "attack_broken", "attack_param", "attack_prediction")
 """Keys of a row as the certification pipeline emits it (``on_row``) and :meth:`Store.rows` returns it.
 The last six are the certificate's claim (``smoothing.Certificate``: attacker random | worst-case,
 E_scope input | dataset | None, E, q_E_lower, sound, and its sentence); rows of older stores and of
-imported logs lack them (left out, not guessed)."""
+imported logs lack them (left out, not guessed). The last three are there when the run attacked each
+certified input inside its radius (``certify --attack``, :mod:`semsmooth_core.attacks`): broken or
+not, the worst parameter found (a list, stored as JSON) and the prediction there."""
 
 #: columns added after the first schema: (name, SQL type); older stores get them by ALTER TABLE
 _ADDED_COLUMNS = (("clipped", "INTEGER"), ("attacker", "TEXT"), ("E_scope", "TEXT"), ("E", "REAL"),
-                  ("q_E_lower", "REAL"), ("sound", "INTEGER"), ("statement", "TEXT"))
+                  ("q_E_lower", "REAL"), ("sound", "INTEGER"), ("statement", "TEXT"),
+                  ("attack_broken", "INTEGER"), ("attack_param", "TEXT"), ("attack_prediction", "INTEGER"))
 
 DEFAULT_UNIT = "l2 (pixel scale [0,1])"
 """Unit assumed for imported Cohen logs (Gaussian noise on [0,1] pixels) unless told otherwise."""
@@ -89,6 +92,9 @@ CREATE TABLE IF NOT EXISTS rows (
     q_E_lower     REAL,
     sound         INTEGER,
     statement     TEXT,
+    attack_broken INTEGER,
+    attack_param  TEXT,
+    attack_prediction INTEGER,
     PRIMARY KEY (run_id, idx)
 );
 CREATE INDEX IF NOT EXISTS runs_status ON runs(status, id);
@@ -445,7 +451,9 @@ class Store:
                              _opt(r.get("clipped"), lambda v: int(bool(v))), now,
                              _opt(r.get("attacker"), str), _opt(r.get("E_scope"), str), _opt(r.get("E"), float),
                              _opt(r.get("q_E_lower"), float), _opt(r.get("sound"), lambda v: int(bool(v))),
-                             _opt(r.get("statement"), str)))
+                             _opt(r.get("statement"), str),
+                             _opt(r.get("attack_broken"), lambda v: int(bool(v))),
+                             _opt(r.get("attack_param"), json.dumps), _opt(r.get("attack_prediction"), int)))
             except KeyError as e:
                 raise SemsmoothError(f"a result row lacks the key {e.args[0]!r}") from None
         for attempt in range(3):  # a finished row is worth waiting for: up to 3 x timeout
@@ -461,8 +469,8 @@ class Store:
             before = c.total_changes
             c.executemany("INSERT OR IGNORE INTO rows (run_id, idx, label, prediction, radius, unit, p_lower,"
                           " rho, correct, base_correct, n_forward, seconds, clipped, written, attacker, E_scope,"
-                          " E, q_E_lower, sound, statement) "
-                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
+                          " E, q_E_lower, sound, statement, attack_broken, attack_param, attack_prediction) "
+                          "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", vals)
             return c.total_changes - before
 
     def add_row(self, run_id: int, row: Mapping) -> bool:
@@ -475,15 +483,18 @@ class Store:
         with self._conn() as c:
             cur = c.execute("SELECT idx AS 'index', label, prediction, radius, unit AS radius_unit, p_lower, "
                             "rho, correct, base_correct, n_forward, seconds, clipped, attacker, E_scope, E, "
-                            "q_E_lower, sound, statement FROM rows WHERE run_id=? "
+                            "q_E_lower, sound, statement, attack_broken, attack_param, attack_prediction "
+                            "FROM rows WHERE run_id=? "
                             "ORDER BY idx", (int(run_id),))
             out = []
             for r in cur:
                 d = {k: r[k] for k in r.keys() if r[k] is not None}
                 d["correct"] = bool(d["correct"])
-                for k in ("base_correct", "clipped", "sound"):
+                for k in ("base_correct", "clipped", "sound", "attack_broken"):
                     if k in d:
                         d[k] = bool(d[k])
+                if "attack_param" in d:
+                    d["attack_param"] = json.loads(d["attack_param"])
                 out.append(d)
         return out
 

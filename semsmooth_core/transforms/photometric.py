@@ -93,36 +93,6 @@ class BrightnessContrast(Transform):
         return m + k * (x - m) + p[:, 1].view(-1, 1, 1, 1)
 
 
-def box_halfwidth(radius: float, sigma, dim: int | None = None) -> float:
-    """The largest a such that the box |γ_i| <= a (every i, each in its own unit) lies inside the
-    region certified by parameter smoothing (Fischer Thm 4.2 / App. B) with ``radius`` as returned
-    by ``certify_transform`` for this ``sigma`` (a number: l2 ball of radius R in units; d std devs
-    or a d×d covariance: Mahalanobis ball γᵀΣ⁻¹γ < R²). The box is inside iff its worst corner
-    s·a, s ∈ {±1}^d, is: a = R / sqrt(max_s sᵀΣ⁻¹s) (isotropic: a = R/√d; diagonal Σ:
-    a = R / sqrt(Σ_i 1/σ_i²)). ``dim`` is needed only for a single σ. Used for the ‖α‖_∞ radii of
-    GSmooth's Table 1."""
-    import itertools
-
-    from semsmooth_core.smoothing import parse_sigma
-
-    s = torch.as_tensor(sigma, dtype=torch.float64)
-    if s.ndim == 0 or s.numel() == 1:
-        if dim is None:
-            raise SemsmoothError("box_halfwidth needs dim for a single sigma")
-        d = int(dim)
-    else:
-        d = s.shape[0]
-    cov, iso = parse_sigma(sigma, d)
-    if radius <= 0:
-        return 0.0
-    if iso:
-        return float(radius) / math.sqrt(d)
-    inv = torch.linalg.inv(cov)
-    worst = max(float(torch.tensor(c, dtype=torch.float64) @ inv @ torch.tensor(c, dtype=torch.float64))
-                for c in itertools.product((-1.0, 1.0), repeat=d))
-    return float(radius) / math.sqrt(worst)
-
-
 # --------------------------------------------------------------------------- interval forms
 # Used by the malicious-attacker bound (semsmooth_core.errors.worst_case). Exact (not relaxed):
 # both transforms are monotone in their parameter per pixel.

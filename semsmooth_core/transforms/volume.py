@@ -11,11 +11,42 @@ no meaning here (``uses_interpolation = False``; the argument is accepted and ig
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
-from semsmooth_core.audio import quantize_int16
 from semsmooth_core.transforms.base import Transform, register
 from semsmooth_core.validation import SemsmoothError
+
+# --------------------------------------------------------------------------- int16 storage
+# A clip is stored as int16: x = k / 32768 with k in [-32768, 32767] (semsmooth_core.audio).
+INT16_SCALE = 32768.0
+INT16_MAX = 32767.0 / INT16_SCALE            # largest storable value in [-1,1) scale
+
+
+def quantize_int16(x: torch.Tensor) -> torch.Tensor:
+    """Storage rounding of audio (Fischer §5.2, "rounding errors can be handled analogously"):
+    clamp to the int16 range [-32768, 32767]/32768 and round to the nearest k/32768."""
+    return torch.round(x.clamp(-1.0, INT16_MAX) * INT16_SCALE) / INT16_SCALE
+
+
+def to_int16(x) -> np.ndarray:
+    """A float waveform in [-1,1) scale -> int16 samples (clamped and rounded)."""
+    a = torch.as_tensor(x, dtype=torch.float64)
+    return (quantize_int16(a) * INT16_SCALE).round().numpy().astype(np.int16)
+
+
+def from_int16(k) -> torch.Tensor:
+    """int16 samples -> float32 waveform k/32768 in [-1, 1)."""
+    return torch.as_tensor(np.asarray(k, dtype=np.int16).astype(np.float32) / INT16_SCALE)
+
+
+def rounding_error_l2(num_samples: int) -> float:
+    """Expected l2 norm of rounding a generic waveform to int16: each sample's error is uniform
+    on [-1/2, 1/2] LSB (variance 1/12 LSB²), so ‖e‖₂ ≈ sqrt(T/12)/32768."""
+    return math.sqrt(num_samples / 12.0) / INT16_SCALE
+
 
 
 def db_to_gain(db: torch.Tensor) -> torch.Tensor:

@@ -39,14 +39,14 @@ range C, i.e. clipped), seconds and forward passes per image, n0, n_γ, n_ε, se
 tests, images.
 
     # rotation (σ_γ 30°, C ±30°, at 20°), 100 images, E from a file:
-    OMP_NUM_THREADS=1 python scripts/certify_tables.py --model mnist_cnn_rot_vg_noise030 \\
+    OMP_NUM_THREADS=1 python -m benchmarks.certify_tables --model mnist_cnn_rot_vg_noise030 \\
         --transforms rotation --interpolations bilinear --indices 0:1000:10 \\
         --E-json benchmarks/results/certify_rotation_vg.E.json --out benchmarks/results/certify_tables.json
     # translation (σ_γ 4 px, C ±4 px per axis, at 2 px), 50 images, E estimated on the train split:
-    OMP_NUM_THREADS=1 python scripts/certify_tables.py --model mnist_cnn_trans_g_noise030 \\
+    OMP_NUM_THREADS=1 python -m benchmarks.certify_tables --model mnist_cnn_trans_g_noise030 \\
         --transforms translation --interpolations bicubic --indices 0:1000:20 --out benchmarks/results/certify_tables.json
     # re-render the .md only; add a row from an older run file (config + rows + command):
-    python scripts/certify_tables.py --render --out benchmarks/results/certify_tables.json \\
+    python -m benchmarks.certify_tables --render --out benchmarks/results/certify_tables.json \\
         --import benchmarks/results/certify_rotation_vg.json
 """
 
@@ -65,7 +65,6 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # the paper's MNIST settings (Fischer Tables 2-4): σ_γ, attacker range C = [-C, C] per dimension,
 # and the radius at which certified accuracy is reported
@@ -128,9 +127,9 @@ def resolve_E(a, transform: str, interp: str, sigma: float, C: float, preprocess
             return {"file": str(cache.relative_to(ROOT) if cache.is_relative_to(ROOT) else cache), **est}
     from semsmooth_core.commands import estimate_error
 
-    p = argparse.ArgumentParser()
-    estimate_error.add_arguments(p)
-    est = estimate_error.run(p.parse_args(args), None)
+    est = estimate_error.estimate(dataset="mnist", split="train", transform=transform, interpolation=interp,
+                                  sigma=[float(sigma)], range_=[float(C)], samples=int(a.E_samples),
+                                  preprocess=preprocess, q=float(a.q), alpha_E=float(a.alpha_E), seed=int(a.E_seed))
     est["command"] = cmd
     cache.write_text(json.dumps(est, indent=1, default=float))
     print(f"E estimate {transform} {interp} {preprocess}: E={est['E']:.4f} q_E_lower={est['q_E_lower']:.4f} "
@@ -265,7 +264,7 @@ def markdown(records: list[dict]) -> str:
 
     cmds: list[str] = []
     lines = ["Double smoothing (Fischer §6.2; table in the form of the paper's Tables 2/3) on the embedded MNIST "
-             "held-out set, `scripts/certify_tables.py`; model (sha256 prefix of the weights) as in "
+             "held-out set, `benchmarks/certify_tables.py`; model (sha256 prefix of the weights) as in "
              "assets/README.md.", "",
              "| model | transform | I | P | σ_γ | C | σ_ε | attacker | E scope | E (q̲_E) | ρ | α_γ / α_ε / α_E | "
              "f acc. | g acc. | cert. acc. @r | 25th | 50th | 75th | T [s/img] | fwd/img | n0 | n_γ | n_ε | seq. | "
@@ -309,7 +308,7 @@ def markdown(records: list[dict]) -> str:
               "the CPU, so its row is a second sample of the same experiment). images k/N: run still "
               "going or stopped after k of N.", ""]
     for i, cmd in enumerate(cmds, 1):
-        note = (" (scripts/certify_rotation_vg.py has since been merged into scripts/certify_tables.py: same "
+        note = (" (scripts/certify_rotation_vg.py has since been merged into benchmarks/certify_tables.py: same "
                 "runner, options and E file)") if "certify_rotation_vg.py" in cmd else ""
         gpu = [r for r in records if r["command"] == cmd and device_of(r) != "cpu"]
         if gpu:
@@ -415,6 +414,8 @@ def main() -> None:
     for path in a.merge:
         for rec in json.loads(Path(path).read_text())["records"]:
             rec["command"] = re.sub(r"--out \S+", "--out " + shlex.quote(a.out), rec["command"])
+            rec["command"] = rec["command"].replace("python scripts/certify_tables.py",
+                                                    "python -m benchmarks.certify_tables")  # since moved
             put(rec)
     if a.render:
         write()
@@ -423,13 +424,14 @@ def main() -> None:
 
     _, card = load_model(a.model)
     card = card or {}
-    sigma_eps = a.sigma_eps or float(card.get("sigma_eps") or (card.get("augmentation") or {}).get(
-        "gaussian_noise_sigma") or 0.25)
-    preprocess = a.preprocess
-    if preprocess == "auto":
-        preprocess = card.get("preprocess") or (card.get("augmentation") or {}).get("preprocess") or "none"
+    # σ_ε and the preprocessing as the one config resolves them (flag > model card > default)
+    from semsmooth_core.runs.config import resolve
+
+    base, _ = resolve({"model": a.model, "sigma_eps": a.sigma_eps, "preprocess": a.preprocess,
+                       "estimate_E": True}, card)
+    sigma_eps, preprocess = float(base.sigma_eps), base.preprocess
     order = order_of(a.indices, sequential_order=a.sequential_order)
-    cmd = f"OMP_NUM_THREADS={a.threads} python scripts/certify_tables.py " + shlex.join(sys.argv[1:])
+    cmd = f"OMP_NUM_THREADS={a.threads} python -m benchmarks.certify_tables " + shlex.join(sys.argv[1:])
     for tname in a.transforms.split(","):
         dflt = CONFIGS[tname]
         sg = a.sigma_gamma or dflt["sigma_gamma"]
@@ -449,7 +451,7 @@ def main() -> None:
             extra = {"threads": a.threads, "model_card_accuracy": card.get("heldout_clean_accuracy"),
                      "model_sha256": model_sha256(a.model), "device": device_name()}
             try:
-                pipeline.validate_config(cfg)
+                cfg = resolve(cfg, card)[0].to_dict()
             except SemsmoothError as e:  # a dead end (E out of reach) is a result too
                 put(record(cfg, [], command=cmd, E_est=est, at=at, C=C, planned=order, finished=True,
                            extra={**extra, "error": str(e).splitlines()[0]}))

@@ -14,9 +14,9 @@ Table 2 form: empirical accuracy under a search of the REAL transformation insid
 radius (grid + random, worst of k, PREDICT) beside certified accuracy, and every certified input
 that broke.
 
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py            # ~5-13 min on the shared 2-core CPU
-    python scripts/gsmooth_tables.py --images 12 --n 300 --attack-images 6   # ~2 min
-    OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections photometric  # only those rows (~2 min),
+    OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables            # ~5-13 min on the shared 2-core CPU
+    python -m benchmarks.gsmooth_tables --images 12 --n 300 --attack-images 6   # ~2 min
+    OMP_NUM_THREADS=1 python -m benchmarks.gsmooth_tables --sections photometric  # only those rows (~2 min),
                                                     # merged into the existing --out JSON / --md table
     OMP_NUM_THREADS=1 python scripts/gsmooth_tables.py --sections nonresolvable --transforms zoom_blur,defocus_blur
                                                     # only those GSmooth rows; the other rows are kept
@@ -37,7 +37,6 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
 
 from semsmooth_core.data.embedded import embedded_mnist  # noqa: E402
 from semsmooth_core.gsmooth.experiments import accuracy_at, attack_rows, certify_rows  # noqa: E402
@@ -46,7 +45,7 @@ from semsmooth_core.models import load_model  # noqa: E402
 from semsmooth_core.repro import environment, seed_everything  # noqa: E402
 from semsmooth_core.smoothing import certify_transform  # noqa: E402
 from semsmooth_core.transforms import get  # noqa: E402
-from semsmooth_core.transforms.photometric import box_halfwidth  # noqa: E402
+from semsmooth_core.smoothing import box_halfwidth  # noqa: E402
 
 # stated radii per transformation (transform units), chosen on the scale of what the method certifies
 NONRES_RADII = {"zoom_blur": [0.0, 0.01, 0.02, 0.03], "defocus_blur": [0.0, 0.1, 0.15, 0.3],

@@ -8,8 +8,8 @@ held-out digits, seed fixed), then
   - E_q: the smallest E whose q̲_E reaches --q (default 0.95);
   - the largest sampled error (the paper's starred "highest observed" value).
 
-    OMP_NUM_THREADS=1 python scripts/error_tables.py            # ~ a few minutes, 1 thread
-    python scripts/error_tables.py --samples 2000 --out /tmp/t   # quick look
+    OMP_NUM_THREADS=1 python -m benchmarks.error_tables            # ~ a few minutes, 1 thread
+    python -m benchmarks.error_tables --samples 2000 --out /tmp/t   # quick look
 
 Writes benchmarks/results/error_tables.md and .json.
 """
@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from semsmooth_core import errors as E  # noqa: E402
 from semsmooth_core.data import embedded_mnist  # noqa: E402
@@ -79,7 +78,7 @@ def choose(a) -> int:
     for r in rows:
         md.append(f"| {r['preprocess']} | {r['E_q_bilinear']:.3f} | {r['E_q_bicubic']:.3f} | "
                   f"{r['acc_rotated'] * 100:.1f}% | {r['acc_rotated_noise'] * 100:.1f}% |")
-    cmd = "OMP_NUM_THREADS=1 python scripts/error_tables.py " + " ".join(sys.argv[1:])
+    cmd = "OMP_NUM_THREADS=1 python -m benchmarks.error_tables " + " ".join(sys.argv[1:])
     md += ["", f"Command: `{cmd}`."]
     out = Path(a.out + "_choice") if a.out.endswith("error_tables") else Path(a.out)
     out.with_suffix(".md").write_text("\n".join(md) + "\n")
@@ -126,7 +125,7 @@ def main(argv=None) -> int:
                       f"lower={at['q_E_lower'] * 100:6.2f}%  E_{a.q:g}={tq['E']:.3f}  max={qs['max']:.3f} "
                       f"({s.n / s.seconds:,.0f}/s)", flush=True)
     total = time.perf_counter() - t0
-    cmd = "OMP_NUM_THREADS=1 python scripts/error_tables.py" + (" " + " ".join(argv) if argv else
+    cmd = "OMP_NUM_THREADS=1 python -m benchmarks.error_tables" + (" " + " ".join(argv) if argv else
                                                                  (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""))
     md = [f"Interpolation error bound E on the embedded MNIST held-out set (1,000 digits), "
           f"{a.samples:,} samples per row, α_E = {a.alpha_E:g}, seed {a.seed}. q_E = P(‖ε‖₂ < E) in %, "
