@@ -287,7 +287,7 @@ def markdown(records: list[dict]) -> str:
         imgs = f"{r['images']}" if r["finished"] else f"{r['images']}/{r['images_planned']}"
         lines.append(
             head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {att} | {scope} | {E_txt} | "
-            f"{f(r['rho'])} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
+            f"{rho_cell(r)} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
             f"{f(r['g_acc'])} | {f(r['cert_acc_at'])} @{r['at']:g} | {f(p['25'], c['25'])} | {f(p['50'], c['50'])} | "
             f"{f(p['75'], c['75'])} | {seconds(r)} | "
             f"{r['forward_passes_per_image']:.0f} | {r['n0']} | {r['n_gamma']} | {r['n_eps']} | "
@@ -295,7 +295,7 @@ def markdown(records: list[dict]) -> str:
     lines += ["", "attacker: random = the parameter is drawn from C (Fischer's distributional attacker; the "
               "certificate holds with probability q̲_E over that draw), worst-case = any parameter in C (E bounds "
               "the largest interpolation error over all of C for each sampled β, by the sound branch-and-bound "
-              "bound with rounding to k/255 modelled). E scope: dataset = one E estimated on the training split "
+              "bound with rounding to k/255 modelled). E scope: dataset average = one E estimated on the training split "
               "(the certificate holds on average over inputs like the training set), input = E and q̲_E "
               "estimated for each certified image at certify time (E column: median [min–max] over the images, "
               "smallest q̲_E; cap = the largest E the inner test passes with 1 % wrong votes, and the share of "
@@ -323,12 +323,22 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rho_cell(r: dict) -> str:
+    """ρ (Lemma 4.3): one value for a dataset E; with a per-input E each image has its own ρ
+    (its q̲_E), shown as min–max over the images."""
+    rs = [float(x["rho"]) for x in r.get("rows") or [] if x.get("rho") is not None]
+    if not rs:
+        return "–" if r.get("rho") is None else f"{r['rho']:.2f}"
+    lo, hi = min(rs), max(rs)
+    return f"{lo:.2f}" if hi - lo < 0.005 else f"{lo:.2f}–{hi:.2f}"
+
+
 def scope_cells(r: dict) -> tuple[str, str, str]:
     """The attacker, E scope and E (q̲_E) cells of one record."""
     att = r.get("attacker") or "random"
     scope = r.get("E_scope") or "dataset"
     if scope == "dataset":
-        return att, "dataset", f"{r['E']:.3f} ({r['q_E_lower']:.3f})"
+        return att, "dataset average", f"{r['E']:.3f} ({r['q_E_lower']:.3f})"
     e = r.get("E_per_input")
     cap = r.get("E_cap")
     if not e:

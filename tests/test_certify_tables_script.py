@@ -75,6 +75,6 @@ def test_worst_case_per_input_row_beside_dataset_row(tmp_path):
     assert e["E_min"] == e["E_median"] == e["E_max"] == row["E"] and e["q_E_lower_min"] == row["q_E_lower"]
     assert 0 < wc["E_cap"] < 1 and e["capped_share"] == float(row["E"] >= wc["E_cap"] * (1 - 1e-6))
     md = out.with_suffix(".md").read_text()
-    assert "| attacker | E scope |" in md and "| random | dataset |" in md and "| worst-case | input |" in md
+    assert "| attacker | E scope |" in md and "| random | dataset average |" in md and "| worst-case | input |" in md
     assert f"{row['E']:.3f} [{row['E']:.3f}–{row['E']:.3f}]" in md and f"cap {wc['E_cap']:.3f}" in md
     assert "--attacker worst-case" in md
