@@ -423,9 +423,10 @@ def main() -> None:
         put(import_old(path))
     for path in a.merge:
         for rec in json.loads(Path(path).read_text())["records"]:
-            rec["command"] = re.sub(r"--out \S+", "--out " + shlex.quote(a.out), rec["command"])
-            rec["command"] = rec["command"].replace("python scripts/certify_tables.py",
-                                                    "python -m benchmarks.certify_tables")  # since moved
+            if f"--out {path}" in rec["command"]:  # a row that run made (not one it had copied)
+                rec["command"] = re.sub(r"--out \S+", "--out " + shlex.quote(a.out), rec["command"])
+                rec["command"] = rec["command"].replace("python scripts/certify_tables.py",
+                                                        "python -m benchmarks.certify_tables")  # since moved
             put(rec)
     if a.render:
         write()
