@@ -10,7 +10,15 @@ exact command that made it. Both files are rewritten after EVERY finished image,
 short keeps its rows (marked "k/N" in the images column); running the same command again
 continues such a row (its finished images are kept, not certified again; ``--restart`` drops them).
 
-E and q̲_E are fixed BEFORE certifying, from the error estimator on the TRAINING split with the
+Whose E (``--E-scope``) and which attacker (``--attacker``): by default (``--E-scope input``) E and
+q̲_E are estimated for EACH certified image at certify time (the pipeline's per-input E, sized by
+the planner; ``--E-input-samples`` overrides n_E), so the certificate holds for that image;
+``--attacker worst-case`` then bounds the error over ALL of C for each sampled β (the sound
+branch-and-bound bound, rounding modelled) instead of drawing one γ from C. Rows of different
+attacker / E scope are different rows (columns "attacker" and "E scope").
+
+With ``--E-scope dataset`` (the older rows, "E: dataset"), E and q̲_E are fixed BEFORE certifying,
+from the error estimator on the TRAINING split with the
 same transform, interpolation, σ_γ, attacker range C and preprocessing (never from the images
 being certified): from an ``--E-json`` file (``python -m semsmooth_core estimate-error ... --split
 train --json``) or, when none matches, estimated here by that same command (``--E-samples``,
@@ -53,6 +61,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,13 +163,49 @@ def record(cfg: dict, rows: list[dict], *, command: str, E_est: dict | None, at:
                "file": E_est.get("file"), "command": E_est.get("command"),
                **{k: E_est.get(k) for k in ("E", "q_E", "q_E_lower", "n", "alpha_E", "seed", "split", "quantiles")}},
            "indices_planned": planned, "config": cfg, "rows": rows}
+    rec.update(scope_fields(cfg, rows))
     rec.update(extra or {})
     rec["clipped"] = clip_marks(rec)
     return rec
 
 
+def scope_fields(cfg: dict, rows: list[dict]) -> dict:
+    """Which attacker the rows certify against and whose E they use (records from before these
+    keys: the random attacker with one E for the data set), and for a per-input E its spread over
+    the rows: median/min/max E, the smallest q̲_E, the planner's cap on E (the largest E the inner
+    test passes with 1 % wrong votes) and the share of inputs whose E hit that cap."""
+    attacker = cfg.get("attacker") or "random"
+    scope = cfg.get("E_scope") or ("dataset" if cfg.get("E") is not None else "input")
+    out = {"attacker": attacker, "E_scope": scope}
+    if cfg.get("E_input_samples") is not None:
+        out["E_input_samples"] = int(cfg["E_input_samples"])
+    if scope != "input":
+        return out
+    from semsmooth_core.runs.pipeline import input_E_plan
+
+    try:
+        cap = float(input_E_plan({**pipeline_defaults(), **cfg}).E_cap)
+    except Exception:  # noqa: BLE001 - the cap is a label; a config the plan refuses has no rows anyway
+        cap = None
+    Es = [float(r["E"]) for r in rows if r.get("E") is not None]
+    qs = [float(r["q_E_lower"]) for r in rows if r.get("q_E_lower") is not None]
+    out.update({"E_cap": cap, "E_per_input": None if not Es else {
+        "E_median": float(np.median(Es)), "E_min": min(Es), "E_max": max(Es),
+        "q_E_lower_min": min(qs) if qs else None, "q_E_lower_median": float(np.median(qs)) if qs else None,
+        "capped_share": None if cap is None else sum(e >= cap * (1 - 1e-6) for e in Es) / len(Es),
+        "skipped_share": sum(int(r.get("n_forward") or 0) == 0 for r in rows) / len(rows),
+        "sound_share": sum(bool(r.get("sound")) for r in rows) / len(rows)}})
+    return out
+
+
+def pipeline_defaults() -> dict:
+    from semsmooth_core.runs.pipeline import DEFAULTS
+
+    return dict(DEFAULTS)
+
+
 KEY = ("model", "model_sha256", "transform", "interpolation", "preprocess", "sigma_gamma", "C", "sigma_eps", "n0",
-       "n_gamma", "n_eps", "sequential", "alpha_gamma", "alpha_eps", "alpha_E")
+       "n_gamma", "n_eps", "sequential", "alpha_gamma", "alpha_eps", "alpha_E", "attacker", "E_scope", "E_input_samples")
 
 
 def device_of(rec: dict) -> str:
@@ -171,7 +216,8 @@ def device_of(rec: dict) -> str:
 def key(rec: dict) -> tuple:
     """Rows of the same model weights, settings and device replace each other; anything else adds a
     row (a GPU run of the same settings sits beside the CPU run)."""
-    return tuple(str(rec.get(k)) for k in KEY) + (device_of(rec),)
+    dflt = {"attacker": "random", "E_scope": "dataset"}  # records from before these keys
+    return tuple(str(rec.get(k, dflt.get(k))) for k in KEY) + (device_of(rec),)
 
 
 def import_old(path: str) -> dict:
@@ -220,9 +266,10 @@ def markdown(records: list[dict]) -> str:
     lines = ["Double smoothing (Fischer §6.2; table in the form of the paper's Tables 2/3) on the embedded MNIST "
              "held-out set, `benchmarks/certify_tables.py`; model (sha256 prefix of the weights) as in "
              "assets/README.md.", "",
-             "| model | transform | I | P | σ_γ | C | σ_ε | E (q̲_E) | ρ | α_γ / α_ε / α_E | f acc. | g acc. | "
-             "cert. acc. @r | 25th | 50th | 75th | T [s/img] | fwd/img | n0 | n_γ | n_ε | seq. | images | cmd |",
-             "|" + "---|" * 24]
+             "| model | transform | I | P | σ_γ | C | σ_ε | attacker | E scope | E (q̲_E) | ρ | α_γ / α_ε / α_E | "
+             "f acc. | g acc. | cert. acc. @r | 25th | 50th | 75th | T [s/img] | fwd/img | n0 | n_γ | n_ε | seq. | "
+             "images | cmd |",
+             "|" + "---|" * 26]
     for r in records:
         if r["command"] not in cmds:
             cmds.append(r["command"])
@@ -230,21 +277,29 @@ def markdown(records: list[dict]) -> str:
         u = UNITS.get(r["transform"], "")
         sha = f" ({r['model_sha256'][:7]})" if r.get("model_sha256") else ""
         head = f"| {Path(str(r['model'])).stem}{sha} | {r['transform']} ({u}) | {r['interpolation'][:3]}. | {r.get('preprocess')} | "
+        att, scope, E_txt = scope_cells(r)
         if "error" in r:
-            lines.append(head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | "
-                         f"{r['E']:.3f} ({r['q_E_lower']:.3f}) | dead end: {r['error']} |" + " |" * 14 + f" {ref} |")
+            lines.append(head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {att} | {scope} | "
+                         f"{E_txt} | dead end: {r['error']} |" + " |" * 14 + f" {ref} |")
             continue
         p = r["radius_percentiles"]
         c = clip_marks(r)
         imgs = f"{r['images']}" if r["finished"] else f"{r['images']}/{r['images_planned']}"
         lines.append(
-            head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {r['E']:.3f} ({r['q_E_lower']:.3f}) | "
-            f"{f(r['rho'])} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
+            head + f"{r['sigma_gamma']:g} | ±{r['C']:g} | {r['sigma_eps']:g} | {att} | {scope} | {E_txt} | "
+            f"{rho_cell(r)} | {r['alpha_gamma']:g} / {r['alpha_eps']:g} / {r['alpha_E']:g} | {f(r['f_acc'])} | "
             f"{f(r['g_acc'])} | {f(r['cert_acc_at'])} @{r['at']:g} | {f(p['25'], c['25'])} | {f(p['50'], c['50'])} | "
             f"{f(p['75'], c['75'])} | {seconds(r)} | "
             f"{r['forward_passes_per_image']:.0f} | {r['n0']} | {r['n_gamma']} | {r['n_eps']} | "
             f"{r['sequential'] or 'off'} | {imgs} | {ref} |")
-    lines += ["", "Radius percentiles over certified-correct images (rotation: degrees; translation: ℓ2 norm of "
+    lines += ["", "attacker: random = the parameter is drawn from C (Fischer's distributional attacker; the "
+              "certificate holds with probability q̲_E over that draw), worst-case = any parameter in C (E bounds "
+              "the largest interpolation error over all of C for each sampled β, by the sound branch-and-bound "
+              "bound with rounding to k/255 modelled). E scope: dataset average = one E estimated on the training split "
+              "(the certificate holds on average over inputs like the training set), input = E and q̲_E "
+              "estimated for each certified image at certify time (E column: median [min–max] over the images, "
+              "smallest q̲_E; cap = the largest E the inner test passes with 1 % wrong votes, and the share of "
+              "images whose E hit it).", "", "Radius percentiles over certified-correct images (rotation: degrees; translation: ℓ2 norm of "
               "the 2-D shift in pixels, σ_γ per axis, C = [-C, C]² px); † = clipped to the attacker range (as "
               "the paper does; rotation C, translation the box corner C·√2). cert. acc. @r: correct and "
               "radius ≥ r. T: seconds per image and where the row ran: CPU = the project's shared 2-core "
@@ -268,6 +323,32 @@ def markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def rho_cell(r: dict) -> str:
+    """ρ (Lemma 4.3): one value for a dataset E; with a per-input E each image has its own ρ
+    (its q̲_E), shown as min–max over the images."""
+    rs = [float(x["rho"]) for x in r.get("rows") or [] if x.get("rho") is not None]
+    if not rs:
+        return "–" if r.get("rho") is None else f"{r['rho']:.2f}"
+    lo, hi = min(rs), max(rs)
+    return f"{lo:.2f}" if hi - lo < 0.005 else f"{lo:.2f}–{hi:.2f}"
+
+
+def scope_cells(r: dict) -> tuple[str, str, str]:
+    """The attacker, E scope and E (q̲_E) cells of one record."""
+    att = r.get("attacker") or "random"
+    scope = r.get("E_scope") or "dataset"
+    if scope == "dataset":
+        return att, "dataset average", f"{r['E']:.3f} ({r['q_E_lower']:.3f})"
+    e = r.get("E_per_input")
+    cap = r.get("E_cap")
+    if not e:
+        return att, "input", "–" if cap is None else f"cap {cap:.3f}"
+    txt = f"{e['E_median']:.3f} [{e['E_min']:.3f}–{e['E_max']:.3f}] (≥{e['q_E_lower_min']:.3f})"
+    if cap is not None:
+        txt += f"; cap {cap:.3f}, {100 * e['capped_share']:.0f} % at cap"
+    return att, "input", txt
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="mnist_cnn_rot_vg_noise030", help="shipped name or checkpoint path")
@@ -281,6 +362,13 @@ def main() -> None:
     ap.add_argument("--at", type=float, default=None, help="certified accuracy at this radius (default 20 deg / 2 px)")
     ap.add_argument("--sigma-eps", type=float, default=None, help="default: the model card's sigma_eps")
     ap.add_argument("--preprocess", default="auto", help="default: the model card's preprocessing")
+    ap.add_argument("--attacker", default="random", choices=("random", "worst-case"),
+                    help="random: the parameter drawn from C; worst-case: any parameter in C (needs --E-scope input)")
+    ap.add_argument("--E-scope", default="input", choices=("input", "dataset"),
+                    help="input (default): E and q̲_E estimated per certified image at certify time; dataset: one "
+                         "E from the training split (--E-json or estimated here)")
+    ap.add_argument("--E-input-samples", type=int, default=None,
+                    help="per-input E: estimation samples n_E per image (default: the planner's)")
     ap.add_argument("--E-json", action="append", default=None,
                     help="estimate-error --json output on the train split (repeatable; matched per row)")
     ap.add_argument("--q", type=float, default=0.95, help="E estimated here: q̲_E target (default 0.95)")
@@ -301,6 +389,9 @@ def main() -> None:
     ap.add_argument("--fresh", action="store_true", help="start a new table instead of adding rows to --out")
     ap.add_argument("--import", dest="imports", action="append", default=[],
                     help="add a row from an older single-row run file (config, rows, command)")
+    ap.add_argument("--merge", action="append", default=[],
+                    help="add the records of another table file (a run written to its own --out so that two "
+                         "runs can go at once); their commands are shown with this --out")
     ap.add_argument("--render", action="store_true", help="only (re)write the table from --out (and --import)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -330,6 +421,13 @@ def main() -> None:
 
     for path in a.imports:
         put(import_old(path))
+    for path in a.merge:
+        for rec in json.loads(Path(path).read_text())["records"]:
+            if f"--out {path}" in rec["command"]:  # a row that run made (not one it had copied)
+                rec["command"] = re.sub(r"--out \S+", "--out " + shlex.quote(a.out), rec["command"])
+                rec["command"] = rec["command"].replace("python scripts/certify_tables.py",
+                                                        "python -m benchmarks.certify_tables")  # since moved
+            put(rec)
     if a.render:
         write()
         print(out.with_suffix(".md").read_text())
@@ -351,9 +449,12 @@ def main() -> None:
         C = a.range or dflt["C"]
         at = a.at if a.at is not None else dflt["at"]
         for interp in a.interpolations.split(","):
-            est = resolve_E(a, tname, interp, sg, C, preprocess, out)
+            est = resolve_E(a, tname, interp, sg, C, preprocess, out) if a.E_scope == "dataset" else None
             cfg = {"model": a.model, "transform": tname, "interpolation": interp, "sigma_gamma": sg,
-                   "sigma_eps": sigma_eps, "E": float(est["E"]), "q_E_lower": float(est["q_E_lower"]),
+                   "sigma_eps": sigma_eps, "attacker": a.attacker, "E_scope": a.E_scope,
+                   "E_input_samples": a.E_input_samples,
+                   "E": None if est is None else float(est["E"]),
+                   "q_E_lower": None if est is None else float(est["q_E_lower"]),
                    "attacker_range": [[-C, C]] * DIMS[tname], "n0": a.n0, "n_gamma": a.n_gamma,
                    "n_eps": a.n_eps, "alpha_gamma": a.alpha_gamma, "alpha_eps": a.alpha_eps,
                    "alpha_E": a.alpha_E, "preprocess": preprocess,

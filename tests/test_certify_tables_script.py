@@ -1,5 +1,6 @@
 """benchmarks/certify_tables.py end to end on two digits with small n's: the table row, continuing an
-unfinished row without certifying its finished images again, and CPU and GPU rows side by side."""
+unfinished row without certifying its finished images again, and CPU and GPU rows side by side;
+a per-input-E worst-case row beside a dataset-E row, each labelled with its attacker and E scope."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ pytestmark = pytest.mark.skipif(not (REPO / "assets" / "models" / f"{MODEL}.pt")
                                 reason="the shipped rotation model is not in assets/")
 
 
-def run(out: Path, *extra: str) -> subprocess.CompletedProcess:
+def run(out: Path, *extra: str, scope: tuple = ("--E-scope", "dataset"), indices: str = "0,500"
+        ) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "benchmarks.certify_tables", "--model", MODEL, "--transforms", "rotation",
-           "--interpolations", "bicubic", "--indices", "0,500", "--n0", "5", "--n-gamma", "10",
-           "--n-eps", "100", "--E-samples", "300", "--q", "0.9", "--out", str(out), *extra]
+           "--interpolations", "bicubic", "--indices", indices, "--n0", "5", "--n-gamma", "10",
+           "--n-eps", "100", "--E-samples", "300", "--q", "0.9", "--out", str(out), *scope, *extra]
     got = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""})
     assert got.returncode == 0, got.stderr[-2000:]
@@ -58,3 +60,21 @@ def test_table_row_continue_and_devices(tmp_path):
     md = out.with_suffix(".md").read_text()
     assert "0.0419 (H100) |" in md and "(CPU) |" in md and "on a lent NVIDIA H100 80GB HBM3" in md
     assert len(json.loads(out.read_text())["records"]) == 2
+
+
+def test_worst_case_per_input_row_beside_dataset_row(tmp_path):
+    out = tmp_path / "t.json"
+    run(out, indices="0")
+    run(out, indices="0", scope=("--attacker", "worst-case", "--E-scope", "input", "--E-input-samples", "12"))
+    old, wc = json.loads(out.read_text())["records"]  # other attacker / E scope: a second row, not a replacement
+    assert (old["attacker"], old["E_scope"]) == ("random", "dataset")
+    assert (wc["attacker"], wc["E_scope"]) == ("worst-case", "input") and wc["E"] is None
+    row, = wc["rows"]
+    assert row["attacker"] == "worst-case" and row["E_scope"] == "input" and row["sound"]
+    e = wc["E_per_input"]
+    assert e["E_min"] == e["E_median"] == e["E_max"] == row["E"] and e["q_E_lower_min"] == row["q_E_lower"]
+    assert 0 < wc["E_cap"] < 1 and e["capped_share"] == float(row["E"] >= wc["E_cap"] * (1 - 1e-6))
+    md = out.with_suffix(".md").read_text()
+    assert "| attacker | E scope |" in md and "| random | dataset average |" in md and "| worst-case | input |" in md
+    assert f"{row['E']:.3f} [{row['E']:.3f}–{row['E']:.3f}]" in md and f"cap {wc['E_cap']:.3f}" in md
+    assert "--attacker worst-case" in md
