@@ -67,14 +67,7 @@ def test_reproducible_and_reported_fields():
     x = torch.zeros(1, 12, 12)
     x[:, 3:9, 3:9] = 1
 
-    class Mean(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.w = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
-
-        def forward(self, z):
-            v = 40 * (z.flatten(1).mean(1) - 0.1)
-            return torch.stack([-v, v], 1)
+    from tests.test_input_E import _mean_model as Mean  # the same toy model (mean brightness)
 
     runs = [smoothing.certify_double(Mean(), x, "rotation", 30, 0.25, 0.3, 0.97, 10, 40, 120, 0.01, 0.001,
                                      0.001, generator=torch.Generator().manual_seed(5)) for _ in range(2)]
